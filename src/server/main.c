@@ -1,1 +1,313 @@
-int main(void) { return 0; }
+/*
+ * main.c - runnel-server: the single-binary Kafka-compatible broker.
+ *
+ *   runnel-server [server.properties] [--override key=value ...]
+ *
+ * Loads Kafka-named settings, opens (and recovers) the logs, listens, and runs
+ * the event loop until SIGTERM or SIGINT, then flushes, checkpoints and exits 0.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fsutil.h"
+#include "common/logger.h"
+#include "common/properties.h"
+#include "server/broker.h"
+
+#define HOUSEKEEPING_MS 1000
+
+static evloop_t *g_loop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (g_loop)
+        evloop_stop(g_loop);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: runnel-server [server.properties] [--override key=value ...]\n"
+               "  Kafka's server.properties names and defaults, e.g.\n"
+               "  runnel-server --override listeners=PLAINTEXT://localhost:9092 --override log.dirs=data\n");
+}
+
+/* Splits a comma-separated list into trimmed, non-empty items. */
+static int split_list(const char *s, char ***out)
+{
+    int n = 0, cap = 4;
+    char **items = malloc((size_t)cap * sizeof(char *));
+    char *copy = strdup(s ? s : "");
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok && items; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ' || *tok == '\t')
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        if (!*tok)
+            continue;
+        if (n == cap) {
+            cap *= 2;
+            char **grown = realloc(items, (size_t)cap * sizeof(char *));
+            if (grown == NULL)
+                break;
+            items = grown;
+        }
+        items[n++] = strdup(tok);
+    }
+    free(copy);
+    *out = items;
+    return n;
+}
+
+typedef struct meta_props {
+    char cluster_id[64];
+    int32_t broker_id;
+    bool has_broker_id;
+} meta_props_t;
+
+static void meta_entry(void *arg, const char *key, const char *value, int line)
+{
+    (void)line;
+    meta_props_t *m = arg;
+    if (strcmp(key, "cluster.id") == 0)
+        snprintf(m->cluster_id, sizeof(m->cluster_id), "%s", value);
+    else if (strcmp(key, "broker.id") == 0 || strcmp(key, "node.id") == 0) {
+        m->broker_id = (int32_t)strtol(value, NULL, 10);
+        m->has_broker_id = true;
+    }
+}
+
+/* meta.properties in every log dir: the cluster id (generated once) and our broker id. */
+static int broker_check_meta(broker_t *b, char *err, size_t errlen)
+{
+    for (int i = 0; i < b->n_log_dirs; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/meta.properties", b->log_dirs[i]);
+        meta_props_t m = {0};
+        char perr[256];
+        if (properties_load_file(path, meta_entry, &m, perr, sizeof(perr)) != 0 && errno != ENOENT) {
+            snprintf(err, errlen, "%s", perr);
+            return -1;
+        }
+        if (m.has_broker_id && m.broker_id != b->node_id) {
+            snprintf(err, errlen, "the broker.id %d in %s does not match the configured broker.id %d",
+                     m.broker_id, path, b->node_id);
+            return -1;
+        }
+        if (m.cluster_id[0]) {
+            if (b->cluster_id[0] && strcmp(b->cluster_id, m.cluster_id) != 0) {
+                snprintf(err, errlen, "log dirs belong to different clusters (%s vs %s)", b->cluster_id,
+                         m.cluster_id);
+                return -1;
+            }
+            snprintf(b->cluster_id, sizeof(b->cluster_id), "%s", m.cluster_id);
+        }
+    }
+    if (!b->cluster_id[0]) {
+        kuuid_t id;
+        topics_uuid_random(&id);
+        topics_uuid_to_string(&id, b->cluster_id);
+    }
+    for (int i = 0; i < b->n_log_dirs; i++) {
+        char path[PATH_MAX], text[256];
+        snprintf(path, sizeof(path), "%s/meta.properties", b->log_dirs[i]);
+        int n = snprintf(text, sizeof(text),
+                         "#\n#Written by runnel-server\nversion=0\nbroker.id=%d\ncluster.id=%s\n", b->node_id,
+                         b->cluster_id);
+        if (fs_mkdirs(b->log_dirs[i]) != 0 || fs_write_atomic(path, text, (size_t)n) != 0) {
+            snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void save_dynamic_entry(void *arg, const char *key, const char *value)
+{
+    properties_write_entry(arg, key, value);
+}
+
+int broker_save_dynamic_config(broker_t *b)
+{
+    buf_t out;
+    buf_init(&out);
+    broker_config_foreach_dynamic(b->config, false, save_dynamic_entry, &out);
+    int rc = out.oom ? -1 : fs_write_atomic(b->broker_config_path, out.data ? (const char *)out.data : "", out.len);
+    if (rc != 0)
+        LOG_ERROR("config", "cannot save dynamic broker configs to %s: %s", b->broker_config_path, strerror(errno));
+    buf_free(&out);
+    return rc;
+}
+
+static void load_dynamic_entry(void *arg, const char *key, const char *value, int line)
+{
+    broker_t *b = arg;
+    char err[256];
+    if (broker_config_set_dynamic(b->config, key, value, err, sizeof(err)) != 0)
+        LOG_WARN("config", "ignoring stored dynamic config %s (line %d): %s", key, line, err);
+}
+
+static void housekeeping_cb(evloop_t *loop, ev_timer_t *t)
+{
+    broker_t *b = t->arg;
+    static int64_t last_checkpoint;
+    int64_t now = evloop_now_ms(loop);
+    topics_flush_due(b->topics, now);
+    int64_t every = broker_config_get_long(b->config, "log.flush.offset.checkpoint.interval.ms");
+    if (every > 0 && now - last_checkpoint >= every) {
+        if (last_checkpoint != 0)
+            topics_write_checkpoints(b->topics);
+        last_checkpoint = now;
+    }
+    evloop_timer_start(loop, t, HOUSEKEEPING_MS);
+}
+
+static int broker_configure(broker_t *b, int argc, char **argv, char *err, size_t errlen)
+{
+    int i = 1;
+    if (i < argc && strncmp(argv[i], "--", 2) != 0) {
+        if (broker_config_load_file(b->config, argv[i], err, errlen) != 0)
+            return -1;
+        i++;
+    }
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--override") == 0 && i + 1 < argc) {
+            if (broker_config_apply_override(b->config, argv[++i], err, errlen) != 0)
+                return -1;
+        } else if (strncmp(argv[i], "--override=", 11) == 0) {
+            if (broker_config_apply_override(b->config, argv[i] + 11, err, errlen) != 0)
+                return -1;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("runnel-server %s\n", RUNNEL_VERSION);
+            exit(0);
+        } else {
+            snprintf(err, errlen, "unexpected argument '%s'", argv[i]);
+            return -2;
+        }
+    }
+    const char *lvl = broker_config_get(b->config, "runnel.log.level", NULL);
+    if (lvl && logger_parse_level(lvl) >= 0)
+        logger_min_level = logger_parse_level(lvl);
+
+    config_listener_t ls[8];
+    int nl = config_parse_listeners(broker_config_get(b->config, "listeners", NULL), ls, 8, err, errlen);
+    if (nl <= 0) {
+        if (nl == 0)
+            snprintf(err, errlen, "listeners is empty");
+        return -1;
+    }
+    snprintf(b->listener_name, sizeof(b->listener_name), "%s", ls[0].name);
+    snprintf(b->listen_host, sizeof(b->listen_host), "%s", ls[0].host);
+    b->listen_port = ls[0].port;
+    config_listener_t adv[8];
+    int na = config_parse_listeners(broker_config_advertised_listeners(b->config), adv, 8, err, errlen);
+    if (na <= 0)
+        return -1;
+    snprintf(b->advertised_host, sizeof(b->advertised_host), "%s", adv[0].host);
+    b->advertised_port = adv[0].port;
+    if (!b->advertised_host[0] || strcmp(b->advertised_host, "0.0.0.0") == 0 ||
+        strcmp(b->advertised_host, "::") == 0) {
+        /* Like Kafka: advertise this machine's name when bound to all interfaces. */
+        if (gethostname(b->advertised_host, sizeof(b->advertised_host)) != 0)
+            snprintf(b->advertised_host, sizeof(b->advertised_host), "localhost");
+    }
+    int64_t id = broker_config_get_long(b->config, "broker.id");
+    if (id < 0)
+        id = broker_config_get_long(b->config, "node.id");
+    b->node_id = id < 0 ? 0 : (int32_t)id;
+    b->n_log_dirs = split_list(broker_config_log_dirs(b->config), &b->log_dirs);
+    if (b->n_log_dirs == 0) {
+        snprintf(err, errlen, "log.dirs is empty");
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    broker_t b;
+    memset(&b, 0, sizeof(b));
+    char err[512] = "";
+    b.config = broker_config_new();
+    if (b.config == NULL)
+        return 1;
+    int rc = broker_configure(&b, argc, argv, err, sizeof(err));
+    if (rc != 0) {
+        LOG_ERROR("server", "configuration error: %s", err);
+        if (rc == -2)
+            usage(stderr);
+        return 2;
+    }
+    if (broker_check_meta(&b, err, sizeof(err)) != 0) {
+        LOG_ERROR("server", "%s", err);
+        return 1;
+    }
+    snprintf(b.broker_config_path, sizeof(b.broker_config_path), "%s/runnel-metadata/broker.properties",
+             b.log_dirs[0]);
+    char perr[256];
+    if (properties_load_file(b.broker_config_path, load_dynamic_entry, &b, perr, sizeof(perr)) != 0 &&
+        errno != ENOENT)
+        LOG_WARN("config", "%s", perr);
+
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    b.loop = evloop_create();
+    g_loop = b.loop;
+    topics_options_t topt = {.config = b.config, .log_dirs = b.log_dirs, .n_log_dirs = b.n_log_dirs};
+    b.topics = b.loop ? topics_open(&topt, err, sizeof(err)) : NULL;
+    if (b.topics == NULL) {
+        LOG_ERROR("server", "cannot open logs: %s", err);
+        return 1;
+    }
+    net_limits_t limits = {
+        .max_request_bytes = (int32_t)broker_config_get_long(b.config, "socket.request.max.bytes"),
+        .max_idle_ms = broker_config_get_long(b.config, "connections.max.idle.ms"),
+        .max_queued_out_bytes = 64u << 20,
+    };
+    conn_handlers_t handlers = {.on_request = request_on_frame, .on_close = request_on_close, .ctx = &b};
+    b.listener = net_listener_open(b.loop, b.listen_host, b.listen_port, &limits, &handlers, err, sizeof(err));
+    if (b.listener == NULL) {
+        LOG_ERROR("server", "%s", err);
+        topics_close(b.topics, true);
+        return 1;
+    }
+    if (b.listen_port == 0) {
+        b.listen_port = net_listener_port(b.listener);
+        if (b.advertised_port == 0)
+            b.advertised_port = b.listen_port;
+    }
+    evloop_timer_init(&b.housekeeping, housekeeping_cb, &b);
+    evloop_timer_start(b.loop, &b.housekeeping, HOUSEKEEPING_MS);
+    LOG_INFO("server", "Runnel %s started: broker.id=%d cluster.id=%s listeners=%s://%s:%d "
+             "advertised=%s:%d log.dirs=%s topics=%d",
+             RUNNEL_VERSION, b.node_id, b.cluster_id, b.listener_name, b.listen_host, b.listen_port,
+             b.advertised_host, b.advertised_port, broker_config_log_dirs(b.config), topics_count(b.topics));
+    rc = evloop_run(b.loop);
+    LOG_INFO("server", "Runnel %s stopping", RUNNEL_VERSION);
+    net_listener_close(b.listener);
+    evloop_timer_stop(b.loop, &b.housekeeping);
+    topics_close(b.topics, true);
+    evloop_run_pending(b.loop);
+    evloop_destroy(b.loop);
+    for (int i = 0; i < b.n_log_dirs; i++)
+        free(b.log_dirs[i]);
+    free(b.log_dirs);
+    broker_config_free(b.config);
+    LOG_INFO("server", "Runnel %s stopped", RUNNEL_VERSION);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,44 @@
+/*
+ * api_table.c - the one dispatch table: API key, the versions Runnel accepts,
+ * and the handler. ApiVersions advertises exactly this table.
+ *
+ * Version floors: Produce is advertised from 0 because librdkafka up to 2.11
+ * disables compression when v0 is missing (batches below magic 2 are refused
+ * per partition); Fetch from 4, the first version that carries magic-2
+ * batches with the aborted-transactions field; ListOffsets from 0 (v0's
+ * OldStyleOffsets answer is cheap to give).
+ */
+#include "server/broker.h"
+
+static const api_handler_t api_handlers[] = {
+    {0, 0, 11, handle_produce},
+    {1, 4, 17, handle_fetch},
+    {2, 0, 10, handle_list_offsets},
+    {3, 0, 12, handle_metadata},
+    {18, 0, 4, handle_api_versions},
+    {19, 0, 7, handle_create_topics},
+    {20, 0, 6, handle_delete_topics},
+    {21, 0, 2, handle_delete_records},
+    {32, 0, 4, handle_describe_configs},
+    {33, 0, 2, handle_alter_configs},
+    {35, 0, 4, handle_describe_log_dirs},
+    {37, 0, 3, handle_create_partitions},
+    {44, 0, 1, handle_incremental_alter_configs},
+    {60, 0, 1, handle_describe_cluster},
+};
+
+#define N_HANDLERS ((int)(sizeof(api_handlers) / sizeof(api_handlers[0])))
+
+const api_handler_t *broker_api_handler(int16_t api_key)
+{
+    for (int i = 0; i < N_HANDLERS; i++)
+        if (api_handlers[i].api_key == api_key)
+            return &api_handlers[i];
+    return NULL;
+}
+
+const api_handler_t *broker_api_handlers(int *n)
+{
+    *n = N_HANDLERS;
+    return api_handlers;
+}

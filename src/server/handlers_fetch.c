@@ -1,0 +1,232 @@
+/*
+ * handlers_fetch.c - Fetch, including the long poll.
+ *
+ * Record data is never copied: each partition's answer is a file region of
+ * whole batches (from the batch holding the fetch offset) that the connection
+ * sends with sendfile(); the region's fd is dup()ed so that a segment deleted
+ * meanwhile still reads correctly. When less than MinBytes is available the
+ * request waits (a delayed operation): it registers a waiter on each
+ * partition, and an append wakes it at once, or the MaxWaitMs timer ends it.
+ * Fetch sessions are answered with SessionId 0 ("no session"), which every
+ * client accepts and answers with full fetch requests.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/logger.h"
+#include "server/broker.h"
+
+typedef struct fetch_op {
+    request_t *req;
+    partition_waiter_t *waiters;
+    int nwaiters;
+    ev_timer_t timer;
+    ev_defer_t recheck;
+} fetch_op_t;
+
+static topic_t *fetch_topic(request_t *req, FetchRequest_FetchTopic *ft)
+{
+    topics_t *topics = req->broker->topics;
+    if (req->hdr.api_version >= 13)
+        return topics_find_id(topics, &ft->TopicId);
+    return ft->Topic.len > 0 ? topics_find(topics, ft->Topic.ptr, (size_t)ft->Topic.len) : NULL;
+}
+
+static int16_t check_leader_epoch(partition_t *p, int32_t requested)
+{
+    if (requested < 0 || requested == p->leader_epoch)
+        return KERR_NONE;
+    return requested > p->leader_epoch ? KERR_UNKNOWN_LEADER_EPOCH : KERR_FENCED_LEADER_EPOCH;
+}
+
+/* Reads what the fetch would return. With `commit` it fills the response and
+ * keeps dup()ed fds; without, it only measures. Returns the bytes available;
+ * *errors counts partitions that failed. */
+static int64_t fetch_evaluate(request_t *req, bool commit, int *errors)
+{
+    FetchRequest *r = req->body;
+    FetchResponse *resp = req->resp;
+    int16_t v = req->hdr.api_version;
+    int64_t max_bytes = v >= 3 ? r->MaxBytes : INT32_MAX;
+    int64_t total = 0;
+    bool min_one = true;
+    *errors = 0;
+    if (commit)
+        REQUEST_ARRAY(req, resp->Responses, r->Topics.count);
+    for (int32_t i = 0; i < r->Topics.count; i++) {
+        FetchRequest_FetchTopic *ft = &r->Topics.items[i];
+        topic_t *tp = fetch_topic(req, ft);
+        FetchResponse_FetchableTopicResponse *rt = NULL;
+        if (commit && resp->Responses.items) {
+            rt = &resp->Responses.items[i];
+            FetchResponse_FetchableTopicResponse_init(rt);
+            rt->Topic = ft->Topic;
+            rt->TopicId = ft->TopicId;
+            REQUEST_ARRAY(req, rt->Partitions, ft->Partitions.count);
+        }
+        for (int32_t j = 0; j < ft->Partitions.count; j++) {
+            FetchRequest_FetchPartition *fp = &ft->Partitions.items[j];
+            FetchResponse_PartitionData *pd = NULL;
+            if (rt && rt->Partitions.items) {
+                pd = &rt->Partitions.items[j];
+                FetchResponse_PartitionData_init(pd);
+                pd->PartitionIndex = fp->Partition;
+                pd->Records.ptr = (const uint8_t *)"";
+                pd->Records.len = 0;
+                pd->Records.fd = -1;
+                pd->AbortedTransactions.count = r->IsolationLevel == 1 ? 0 : -1;
+            }
+            partition_t *p = topics_partition(tp, fp->Partition);
+            int16_t err = KERR_NONE;
+            if (p == NULL)
+                err = tp == NULL && v >= 13 ? KERR_UNKNOWN_TOPIC_ID : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            else
+                err = check_leader_epoch(p, fp->CurrentLeaderEpoch);
+            log_read_t rd = {.fd = -1};
+            if (err == KERR_NONE) {
+                int64_t room = max_bytes - total;
+                int32_t limit = fp->PartitionMaxBytes;
+                if (room < limit)
+                    limit = room < 0 ? 0 : (int32_t)room;
+                int rc = log_read(p->log, fp->FetchOffset, limit, min_one, &rd);
+                if (rc == LOG_ERR_OUT_OF_RANGE)
+                    err = KERR_OFFSET_OUT_OF_RANGE;
+                else if (rc != LOG_OK)
+                    err = KERR_KAFKA_STORAGE_ERROR;
+            }
+            if (err != KERR_NONE)
+                (*errors)++;
+            else if (rd.len > 0) {
+                total += rd.len;
+                min_one = false;
+            }
+            if (pd == NULL)
+                continue;
+            pd->ErrorCode = err;
+            if (p != NULL) {
+                pd->HighWatermark = log_end_offset(p->log);
+                pd->LastStableOffset = pd->HighWatermark;
+                pd->LogStartOffset = log_start_offset(p->log);
+            } else {
+                pd->HighWatermark = -1;
+                pd->LastStableOffset = -1;
+                pd->LogStartOffset = -1;
+            }
+            if (err == KERR_NONE && rd.len > 0) {
+                int fd = dup(rd.fd);
+                if (fd == -1) {
+                    LOG_ERROR("fetch", "dup: %s", strerror(errno));
+                    pd->ErrorCode = KERR_UNKNOWN_SERVER_ERROR;
+                    continue;
+                }
+                request_keep_fd(req, fd);
+                pd->Records.ptr = NULL;
+                pd->Records.fd = fd;
+                pd->Records.file_offset = rd.position;
+                pd->Records.len = rd.len;
+            }
+        }
+    }
+    return total;
+}
+
+static void fetch_detach(fetch_op_t *op)
+{
+    evloop_t *loop = op->req->broker->loop;
+    for (int i = 0; i < op->nwaiters; i++)
+        partition_remove_waiter(&op->waiters[i]);
+    evloop_timer_stop(loop, &op->timer);
+    evloop_defer_cancel(loop, &op->recheck);
+}
+
+static void fetch_complete(fetch_op_t *op)
+{
+    request_t *req = op->req;
+    fetch_detach(op);
+    req->cancel = NULL;
+    int errors;
+    fetch_evaluate(req, true, &errors);
+    request_respond(req);
+}
+
+static void fetch_cancel(request_t *req)
+{
+    fetch_detach(req->op);
+}
+
+static void fetch_timer_cb(evloop_t *loop, ev_timer_t *t)
+{
+    (void)loop;
+    fetch_complete(t->arg);
+}
+
+static void fetch_recheck_cb(evloop_t *loop, ev_defer_t *d)
+{
+    (void)loop;
+    fetch_op_t *op = d->arg;
+    FetchRequest *r = op->req->body;
+    int errors;
+    int64_t bytes = fetch_evaluate(op->req, false, &errors);
+    if (bytes >= r->MinBytes || errors > 0)
+        fetch_complete(op);
+}
+
+static void fetch_wake(partition_waiter_t *w)
+{
+    fetch_op_t *op = w->arg;
+    evloop_defer(op->req->broker->loop, &op->recheck);
+}
+
+void handle_fetch(request_t *req)
+{
+    FetchRequest *r = req->body;
+    FetchResponse *resp = req->resp;
+    int16_t v = req->hdr.api_version;
+    resp->SessionId = 0;
+    if (v >= 7 && r->SessionId != 0) {
+        /* We never hand out sessions, so the client's one cannot exist. */
+        resp->ErrorCode = KERR_FETCH_SESSION_ID_NOT_FOUND;
+        resp->Responses.count = 0;
+        request_respond(req);
+        return;
+    }
+    int errors;
+    int64_t bytes = fetch_evaluate(req, false, &errors);
+    if (r->MaxWaitMs <= 0 || bytes >= r->MinBytes || errors > 0 || r->Topics.count == 0) {
+        fetch_evaluate(req, true, &errors);
+        request_respond(req);
+        return;
+    }
+    /* Not enough data yet: wait for appends or the timeout. */
+    fetch_op_t *op = request_alloc(req, sizeof(*op));
+    int n = 0;
+    for (int32_t i = 0; i < r->Topics.count; i++)
+        n += r->Topics.items[i].Partitions.count;
+    op->waiters = request_alloc(req, sizeof(partition_waiter_t) * (size_t)(n > 0 ? n : 1));
+    if (op == NULL || op->waiters == NULL) {
+        fetch_evaluate(req, true, &errors);
+        request_respond(req);
+        return;
+    }
+    op->req = req;
+    for (int32_t i = 0; i < r->Topics.count; i++) {
+        FetchRequest_FetchTopic *ft = &r->Topics.items[i];
+        topic_t *tp = fetch_topic(req, ft);
+        for (int32_t j = 0; j < ft->Partitions.count; j++) {
+            partition_t *p = topics_partition(tp, ft->Partitions.items[j].Partition);
+            if (p == NULL)
+                continue;
+            partition_waiter_t *w = &op->waiters[op->nwaiters++];
+            w->wake = fetch_wake;
+            w->arg = op;
+            partition_add_waiter(p, w);
+        }
+    }
+    op->recheck.cb = fetch_recheck_cb;
+    op->recheck.arg = op;
+    evloop_timer_init(&op->timer, fetch_timer_cb, op);
+    evloop_timer_start(req->broker->loop, &op->timer, r->MaxWaitMs);
+    req->op = op;
+    req->cancel = fetch_cancel;
+}

@@ -1,0 +1,197 @@
+/*
+ * handlers_produce.c - Produce.
+ *
+ * Each partition's batches are validated as a whole before any is appended
+ * (a bad batch fails the partition, nothing of it is written). The header and
+ * CRC of every batch are checked; uncompressed batches are also walked record
+ * by record. Compressed batches are only decompressed when the broker must
+ * look inside: a compacted topic (keys are required) or a topic codec that
+ * differs from the producer's (recompression). LogAppendTime rewrites the
+ * batch's max timestamp and CRC in place. Everything else is stored exactly
+ * as received, with offsets assigned in place by the log.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/compress.h"
+#include "common/logger.h"
+#include "protocol/record_batch.h"
+#include "server/broker.h"
+
+/* Decompressed size a single batch may reach while the broker looks inside it. */
+#define PRODUCE_MAX_DECOMPRESSED ((size_t)256 << 20)
+
+typedef struct produce_result {
+    int16_t error;
+    const char *message;
+} produce_result_t;
+
+/* Cheap checks every batch gets; the deep walk is rb_validate. */
+static int16_t check_batch_header(const uint8_t *batch)
+{
+    if (rb_magic(batch) != 2)
+        return KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+    if (!rb_crc_ok(batch))
+        return KERR_CORRUPT_MESSAGE;
+    int codec = rb_codec(batch);
+    if (codec > COMPRESS_ZSTD)
+        return KERR_UNSUPPORTED_COMPRESSION_TYPE;
+    int32_t count = rb_records_count(batch);
+    if (count <= 0 || rb_last_offset_delta(batch) != count - 1)
+        return KERR_INVALID_RECORD;
+    if (rb_attributes(batch) & RB_ATTR_CONTROL)
+        return KERR_INVALID_RECORD; /* only the broker writes control batches */
+    return KERR_NONE;
+}
+
+static produce_result_t produce_partition(request_t *req, topic_t *tp, partition_t *p, krecords_t *rec,
+                                          buf_t *scratch, buf_t *rewritten, int64_t now_ms, int64_t *base_offset)
+{
+    produce_result_t res = {KERR_NONE, NULL};
+    if (rec->len <= 0 || rec->ptr == NULL) {
+        res.error = KERR_CORRUPT_MESSAGE;
+        res.message = "empty record set";
+        return res;
+    }
+    /* The request frame is ours: offsets and timestamps are patched in it. */
+    uint8_t *data = (uint8_t *)rec->ptr;
+    size_t len = (size_t)rec->len;
+    const topic_settings_t *s = &tp->settings;
+    bool recompress = false;
+    for (size_t pos = 0; pos < len;) {
+        int64_t size = rb_next_batch_size(data + pos, len - pos);
+        if (size <= 0) {
+            res.error = KERR_CORRUPT_MESSAGE;
+            res.message = "truncated record batch";
+            return res;
+        }
+        uint8_t *batch = data + pos;
+        if (size > s->max_message_bytes) {
+            res.error = KERR_MESSAGE_TOO_LARGE;
+            res.message = "record batch is larger than max.message.bytes";
+            return res;
+        }
+        int16_t e = check_batch_header(batch);
+        if (e != KERR_NONE) {
+            res.error = e;
+            res.message = e == KERR_CORRUPT_MESSAGE ? "record batch CRC mismatch" : "invalid record batch";
+            return res;
+        }
+        int codec = rb_codec(batch);
+        bool needs_recompress = s->compression >= 0 && s->compression != codec;
+        if (codec == COMPRESS_NONE || s->compact || needs_recompress) {
+            rb_summary_t sum;
+            scratch->len = 0;
+            rb_err_t ve = rb_validate(batch, (size_t)size, scratch, PRODUCE_MAX_DECOMPRESSED, &sum);
+            if (ve != RB_OK) {
+                res.error = rb_err_kafka_code(ve);
+                res.message = rb_err_name(ve);
+                return res;
+            }
+            if (s->compact && sum.has_null_key) {
+                res.error = KERR_INVALID_RECORD;
+                res.message = "compacted topic cannot accept a record without a key";
+                return res;
+            }
+        }
+        recompress |= needs_recompress;
+        pos += (size_t)size;
+    }
+    if (recompress) {
+        rewritten->len = 0;
+        for (size_t pos = 0; pos < len;) {
+            int64_t size = rb_next_batch_size(data + pos, len - pos);
+            scratch->len = 0;
+            if (rb_recompress(data + pos, (size_t)size, s->compression, rewritten, scratch,
+                              PRODUCE_MAX_DECOMPRESSED) != 0) {
+                res.error = KERR_CORRUPT_MESSAGE;
+                res.message = "cannot recompress record batch";
+                return res;
+            }
+            pos += (size_t)size;
+        }
+        if (rewritten->oom) {
+            res.error = KERR_UNKNOWN_SERVER_ERROR;
+            return res;
+        }
+        data = rewritten->data;
+        len = rewritten->len;
+    }
+    if (s->log_append_time) {
+        for (size_t pos = 0; pos < len;) {
+            int64_t size = rb_next_batch_size(data + pos, len - pos);
+            rb_set_log_append_time(data + pos, now_ms);
+            pos += (size_t)size;
+        }
+    }
+    int64_t next;
+    if (partition_append(req->broker->topics, p, data, len, now_ms, base_offset, &next) != 0) {
+        LOG_ERROR("storage", "append to %s-%d failed", tp->name, p->index);
+        res.error = KERR_KAFKA_STORAGE_ERROR;
+    }
+    return res;
+}
+
+void handle_produce(request_t *req)
+{
+    broker_t *b = req->broker;
+    ProduceRequest *r = req->body;
+    ProduceResponse *resp = req->resp;
+    int64_t now_ms = evloop_wall_ms();
+    bool bad_acks = r->Acks != 0 && r->Acks != 1 && r->Acks != -1;
+    bool any_error = false;
+    buf_t scratch, rewritten;
+    buf_init(&scratch);
+    buf_init(&rewritten);
+
+    REQUEST_ARRAY(req, resp->Responses, r->TopicData.count);
+    for (int32_t i = 0; i < resp->Responses.count; i++) {
+        ProduceRequest_TopicProduceData *td = &r->TopicData.items[i];
+        ProduceResponse_TopicProduceResponse *tr = &resp->Responses.items[i];
+        ProduceResponse_TopicProduceResponse_init(tr);
+        tr->Name = td->Name;
+        topic_t *tp = td->Name.len > 0 ? topics_find(b->topics, td->Name.ptr, (size_t)td->Name.len) : NULL;
+        REQUEST_ARRAY(req, tr->PartitionResponses, td->PartitionData.count);
+        for (int32_t j = 0; j < tr->PartitionResponses.count; j++) {
+            ProduceRequest_PartitionProduceData *pd = &td->PartitionData.items[j];
+            ProduceResponse_PartitionProduceResponse *pr = &tr->PartitionResponses.items[j];
+            ProduceResponse_PartitionProduceResponse_init(pr);
+            pr->Index = pd->Index;
+            pr->BaseOffset = -1;
+            pr->LogAppendTimeMs = -1;
+            pr->LogStartOffset = -1;
+            partition_t *p = topics_partition(tp, pd->Index);
+            if (bad_acks) {
+                pr->ErrorCode = KERR_INVALID_REQUIRED_ACKS;
+            } else if (p == NULL) {
+                pr->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            } else {
+                produce_result_t res =
+                    produce_partition(req, tp, p, &pd->Records, &scratch, &rewritten, now_ms, &pr->BaseOffset);
+                pr->ErrorCode = res.error;
+                if (res.message)
+                    pr->ErrorMessage = kstr_c(res.message);
+                if (res.error == KERR_NONE && tp->settings.log_append_time)
+                    pr->LogAppendTimeMs = now_ms;
+                pr->LogStartOffset = log_start_offset(p->log);
+                if (res.error != KERR_NONE)
+                    LOG_DEBUG("produce", "%s-%d from %s: error %d (%s)", tp->name, p->index,
+                              conn_peer(req->conn), res.error, res.message ? res.message : "");
+            }
+            if (pr->ErrorCode != KERR_NONE)
+                any_error = true;
+        }
+    }
+    buf_free(&scratch);
+    buf_free(&rewritten);
+    if (r->Acks == 0) {
+        /* No response for acks=0; on error Kafka closes the connection so the
+         * producer notices and refreshes its metadata. */
+        conn_t *c = req->conn;
+        request_finish_silently(req);
+        if (any_error)
+            conn_close(c, "acks=0 produce failed");
+        return;
+    }
+    request_respond(req);
+}

@@ -1,0 +1,260 @@
+/* handlers_topics.c - CreateTopics, DeleteTopics, CreatePartitions. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/logger.h"
+#include "server/broker.h"
+
+static bool is_internal_name(const char *name)
+{
+    return strcmp(name, "__consumer_offsets") == 0 || strcmp(name, "__transaction_state") == 0;
+}
+
+typedef struct cfg_list_ctx {
+    request_t *req;
+    CreateTopicsResponse_CreatableTopicResult *res;
+    int cap;
+} cfg_list_ctx_t;
+
+static void add_created_config(void *arg, const config_def_t *def, const char *value, int source)
+{
+    cfg_list_ctx_t *c = arg;
+    if (c->res->Configs.count >= c->cap)
+        return;
+    CreateTopicsResponse_CreatableTopicConfigs *e = &c->res->Configs.items[c->res->Configs.count++];
+    CreateTopicsResponse_CreatableTopicConfigs_init(e);
+    e->Name = kstr_c(config_def_name(def));
+    e->IsSensitive = config_def_sensitive(def);
+    e->Value = e->IsSensitive || value == NULL ? kstr_null() : request_strf(c->req, "%s", value);
+    e->ReadOnly = false;
+    e->ConfigSource = (int8_t)source;
+}
+
+/* Validates one CreatableTopic; on success fills *npartitions and *overrides. */
+static int16_t create_topic_check(request_t *req, CreateTopicsRequest_CreatableTopic *t, const char *name,
+                                  int32_t *npartitions, topic_config_t **overrides, char *msg, size_t msglen)
+{
+    broker_t *b = req->broker;
+    if (topics_validate_name(name, strlen(name), msg, msglen) != 0)
+        return KERR_INVALID_TOPIC_EXCEPTION;
+    if (topics_find(b->topics, name, strlen(name))) {
+        snprintf(msg, msglen, "Topic '%s' already exists.", name);
+        return KERR_TOPIC_ALREADY_EXISTS;
+    }
+    if (is_internal_name(name)) {
+        snprintf(msg, msglen, "Creating the internal topic %s is not allowed", name);
+        return KERR_INVALID_TOPIC_EXCEPTION;
+    }
+    topic_t *other = topics_find_colliding(b->topics, name, strlen(name));
+    if (other) {
+        snprintf(msg, msglen, "Topic '%s' collides with existing topic: %s", name, other->name);
+        return KERR_INVALID_TOPIC_EXCEPTION;
+    }
+    int32_t parts = t->NumPartitions;
+    int32_t rf = t->ReplicationFactor;
+    if (t->Assignments.count > 0) {
+        if (parts != -1 || rf != -1) {
+            snprintf(msg, msglen, "Both numPartitions or replicationFactor and replicasAssignments were set. "
+                                  "Both cannot be used at the same time.");
+            return KERR_INVALID_REQUEST;
+        }
+        parts = t->Assignments.count;
+        for (int32_t i = 0; i < t->Assignments.count; i++) {
+            CreateTopicsRequest_CreatableReplicaAssignment *a = &t->Assignments.items[i];
+            if (a->PartitionIndex != i && !(a->PartitionIndex >= 0 && a->PartitionIndex < parts)) {
+                snprintf(msg, msglen, "Unexpected partition index %d in the replica assignment", a->PartitionIndex);
+                return KERR_INVALID_REPLICA_ASSIGNMENT;
+            }
+            if (a->BrokerIds.count != 1 || a->BrokerIds.items[0] != b->node_id) {
+                snprintf(msg, msglen, "Replica assignment for partition %d names brokers that do not exist "
+                                      "(this cluster has only broker %d)", a->PartitionIndex, b->node_id);
+                return KERR_INVALID_REPLICA_ASSIGNMENT;
+            }
+        }
+    } else {
+        if (parts == -1)
+            parts = (int32_t)broker_config_get_long(b->config, "num.partitions");
+        if (rf == -1)
+            rf = (int32_t)broker_config_get_long(b->config, "default.replication.factor");
+        if (parts <= 0) {
+            snprintf(msg, msglen, "Number of partitions was set to an invalid non-positive value.");
+            return KERR_INVALID_PARTITIONS;
+        }
+        if (rf <= 0) {
+            snprintf(msg, msglen, "Replication factor must be larger than 0, or -1 to use the default value.");
+            return KERR_INVALID_REPLICATION_FACTOR;
+        }
+        if (rf > 1) {
+            snprintf(msg, msglen, "Unable to replicate the partition %d time(s): The target replication factor "
+                                  "of %d cannot be reached because only 1 broker(s) are registered.", rf, rf);
+            return KERR_INVALID_REPLICATION_FACTOR;
+        }
+    }
+    topic_config_t *cfg = topic_config_new();
+    if (cfg == NULL)
+        return KERR_UNKNOWN_SERVER_ERROR;
+    for (int32_t i = 0; i < t->Configs.count; i++) {
+        CreateTopicsRequest_CreatableTopicConfig *c = &t->Configs.items[i];
+        char *key = request_cstr(req, c->Name);
+        if (c->Value.len < 0) {
+            snprintf(msg, msglen, "Null value not supported for topic configs: %s", key ? key : "");
+            topic_config_free(cfg);
+            return KERR_INVALID_CONFIG;
+        }
+        char *value = request_cstr(req, c->Value);
+        if (key == NULL || value == NULL || topic_config_set(cfg, key, value, msg, msglen) != 0) {
+            topic_config_free(cfg);
+            return KERR_INVALID_CONFIG;
+        }
+    }
+    *npartitions = parts;
+    *overrides = cfg;
+    return KERR_NONE;
+}
+
+void handle_create_topics(request_t *req)
+{
+    broker_t *b = req->broker;
+    CreateTopicsRequest *r = req->body;
+    CreateTopicsResponse *resp = req->resp;
+    int16_t v = req->hdr.api_version;
+    REQUEST_ARRAY(req, resp->Topics, r->Topics.count);
+    for (int32_t i = 0; i < resp->Topics.count; i++) {
+        CreateTopicsRequest_CreatableTopic *t = &r->Topics.items[i];
+        CreateTopicsResponse_CreatableTopicResult *res = &resp->Topics.items[i];
+        CreateTopicsResponse_CreatableTopicResult_init(res);
+        res->Name = t->Name;
+        res->NumPartitions = -1;
+        res->ReplicationFactor = -1;
+        res->Configs.count = v >= 5 ? 0 : -1;
+        char msg[512] = "";
+        char *name = request_cstr(req, t->Name);
+        int16_t err = KERR_NONE;
+        /* A name given twice in one request is refused for every occurrence (Kafka's rule). */
+        for (int32_t j = 0; j < r->Topics.count && name; j++)
+            if (j != i && r->Topics.items[j].Name.len == t->Name.len &&
+                memcmp(r->Topics.items[j].Name.ptr, t->Name.ptr, (size_t)t->Name.len) == 0) {
+                err = KERR_INVALID_REQUEST;
+                snprintf(msg, sizeof(msg), "Create topics request from client contains multiple entries "
+                                           "for the following topics: %s", name);
+            }
+        int32_t parts = 0;
+        topic_config_t *cfg = NULL;
+        if (err == KERR_NONE)
+            err = name ? create_topic_check(req, t, name, &parts, &cfg, msg, sizeof(msg)) : KERR_UNKNOWN_SERVER_ERROR;
+        topic_t *tp = NULL;
+        if (err == KERR_NONE && !r->validateOnly) {
+            if (topics_create(b->topics, name, parts, cfg, &tp, msg, sizeof(msg)) != 0)
+                err = KERR_UNKNOWN_SERVER_ERROR;
+            cfg = NULL; /* taken over */
+        }
+        res->ErrorCode = err;
+        if (err != KERR_NONE) {
+            res->ErrorMessage = request_strf(req, "%s", msg);
+            topic_config_free(cfg);
+            continue;
+        }
+        res->NumPartitions = parts;
+        res->ReplicationFactor = 1;
+        if (tp)
+            res->TopicId = tp->id;
+        if (v >= 5) {
+            cfg_list_ctx_t c = {req, res, 64};
+            REQUEST_ARRAY(req, res->Configs, c.cap);
+            res->Configs.count = 0;
+            topic_config_foreach_effective(tp ? tp->config : cfg, b->config, add_created_config, &c);
+        }
+        topic_config_free(cfg);
+    }
+    request_respond(req);
+}
+
+void handle_delete_topics(request_t *req)
+{
+    broker_t *b = req->broker;
+    DeleteTopicsRequest *r = req->body;
+    DeleteTopicsResponse *resp = req->resp;
+    int16_t v = req->hdr.api_version;
+    int32_t n = v >= 6 ? r->Topics.count : r->TopicNames.count;
+    bool enabled = broker_config_get_bool(b->config, "delete.topic.enable");
+    REQUEST_ARRAY(req, resp->Responses, n);
+    for (int32_t i = 0; i < resp->Responses.count; i++) {
+        DeleteTopicsResponse_DeletableTopicResult *res = &resp->Responses.items[i];
+        DeleteTopicsResponse_DeletableTopicResult_init(res);
+        kstr_t name = v >= 6 ? r->Topics.items[i].Name : r->TopicNames.items[i];
+        topic_t *tp = NULL;
+        if (name.len >= 0) {
+            tp = topics_find(b->topics, name.ptr, (size_t)name.len);
+            res->Name = name;
+        } else {
+            res->TopicId = r->Topics.items[i].TopicId;
+            tp = topics_find_id(b->topics, &res->TopicId);
+            res->Name = tp ? request_strf(req, "%s", tp->name) : kstr_null();
+        }
+        if (tp == NULL) {
+            res->ErrorCode = name.len >= 0 ? KERR_UNKNOWN_TOPIC_OR_PARTITION : KERR_UNKNOWN_TOPIC_ID;
+            res->ErrorMessage = kstr_c(name.len >= 0 ? "This server does not host this topic-partition."
+                                                     : "This server does not host this topic ID.");
+            continue;
+        }
+        res->TopicId = tp->id;
+        if (!enabled) {
+            res->ErrorCode = KERR_TOPIC_DELETION_DISABLED;
+            res->ErrorMessage = kstr_c("Topic deletion is disabled.");
+            continue;
+        }
+        /* The name may point into the topic itself: copy it before the topic goes. */
+        res->Name = request_strf(req, "%s", tp->name);
+        topics_delete(b->topics, tp);
+        res->ErrorCode = KERR_NONE;
+    }
+    request_respond(req);
+}
+
+void handle_create_partitions(request_t *req)
+{
+    broker_t *b = req->broker;
+    CreatePartitionsRequest *r = req->body;
+    CreatePartitionsResponse *resp = req->resp;
+    REQUEST_ARRAY(req, resp->Results, r->Topics.count);
+    for (int32_t i = 0; i < resp->Results.count; i++) {
+        CreatePartitionsRequest_CreatePartitionsTopic *t = &r->Topics.items[i];
+        CreatePartitionsResponse_CreatePartitionsTopicResult *res = &resp->Results.items[i];
+        CreatePartitionsResponse_CreatePartitionsTopicResult_init(res);
+        res->Name = t->Name;
+        topic_t *tp = t->Name.len > 0 ? topics_find(b->topics, t->Name.ptr, (size_t)t->Name.len) : NULL;
+        char msg[256] = "";
+        int16_t err = KERR_NONE;
+        if (tp == NULL) {
+            err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            snprintf(msg, sizeof(msg), "The topic '%.*s' does not exist.", t->Name.len > 0 ? t->Name.len : 0,
+                     t->Name.ptr ? t->Name.ptr : "");
+        } else if (t->Count < tp->npartitions) {
+            err = KERR_INVALID_PARTITIONS;
+            snprintf(msg, sizeof(msg), "Topic currently has %d partitions, which is higher than the requested %d.",
+                     tp->npartitions, t->Count);
+        } else if (t->Count == tp->npartitions) {
+            err = KERR_INVALID_PARTITIONS;
+            snprintf(msg, sizeof(msg), "Topic already has %d partitions.", tp->npartitions);
+        } else if (t->Assignments.count >= 0 && t->Assignments.count != t->Count - tp->npartitions) {
+            err = KERR_INVALID_REPLICA_ASSIGNMENT;
+            snprintf(msg, sizeof(msg), "Increasing the number of partitions by %d but %d assignments provided.",
+                     t->Count - tp->npartitions, t->Assignments.count);
+        } else {
+            for (int32_t j = 0; j < t->Assignments.count && err == KERR_NONE; j++) {
+                CreatePartitionsRequest_CreatePartitionsAssignment *a = &t->Assignments.items[j];
+                if (a->BrokerIds.count != 1 || a->BrokerIds.items[0] != b->node_id) {
+                    err = KERR_INVALID_REPLICA_ASSIGNMENT;
+                    snprintf(msg, sizeof(msg), "Assignment %d names brokers that do not exist.", j);
+                }
+            }
+            if (err == KERR_NONE && !r->ValidateOnly &&
+                topics_add_partitions(b->topics, tp, t->Count, msg, sizeof(msg)) != 0)
+                err = KERR_UNKNOWN_SERVER_ERROR;
+        }
+        res->ErrorCode = err;
+        if (err != KERR_NONE)
+            res->ErrorMessage = request_strf(req, "%s", msg);
+    }
+    request_respond(req);
+}
