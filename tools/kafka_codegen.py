@@ -256,7 +256,11 @@ def wrap_entry(parts, width=100):
 
 
 def resolve_fields(st):
-    return [Field(st.msg, st, f) for f in st.fields]
+    fields = [Field(st.msg, st, f) for f in st.fields]
+    members = [f.name for f in fields] + [f.name + "Present" for f in fields if f.has_present]
+    if len(set(members)) != len(members):
+        raise SchemaError("%s: duplicate member names" % st.cname)
+    return fields
 
 
 def gen_header(msgs, apis):
@@ -286,8 +290,8 @@ def gen_header(msgs, apis):
     w("};")
     w("")
     for m in msgs:
-        w("/* ---- %s (%s%s) ---- */" % (m.name, "api key %d, " % m.api_key if m.api_key is not None else "",
-                                         "versions %d-%d" % m.valid))
+        key = "api key %d, " % m.api_key if m.api_key is not None else ""
+        w("/* ---- %s (%sversions %d-%d) ---- */" % (m.name, key, m.valid[0], m.valid[1]))
         for st in m.all_structs():
             fields = resolve_fields(st)
             w("typedef struct %s {" % st.cname)
@@ -367,7 +371,8 @@ def gen_source(msgs, apis):
             w("const kmsg_desc_t %s_desc = {" % c)
             w('    .name = "%s",' % c)
             w("    .size = sizeof(%s)," % c)
-            w("    .fields = %s, .nfields = %d," % ("%s_fields" % c if fields else "NULL", len(fields)))
+            table = "%s_fields" % c if fields else "NULL"
+            w("    .fields = %s, .nfields = %d," % (table, len(fields)))
             w("    .ntagged = %d, .tag_order = %s, .flexible = %s," %
               (len(tagged), "%s_tag_order" % c if tagged else "NULL", kv(m.flex)))
             w("};")
@@ -384,7 +389,8 @@ def gen_source(msgs, apis):
           % (key, key, name, req.valid[0], req.valid[1]))
         w("           .first_flexible = %d, .request = &%s_desc, .response = &%s_desc," %
           (first_flex, req.name, resp.name))
-        w("           .request_size = sizeof(%s), .response_size = sizeof(%s) }," % (req.name, resp.name))
+        w("           .request_size = sizeof(%s), .response_size = sizeof(%s) },"
+          % (req.name, resp.name))
     w("};")
     w("const int kapi_table_len = %d;" % (maxkey + 1))
     return "\n".join(out) + "\n"
@@ -401,7 +407,8 @@ def main(argv):
     if len(args) > 1 or any(a.startswith("-") for a in args):
         sys.stderr.write(__doc__)
         return 2
-    schema_dir = args[0] if args else os.path.join(root, "..", "shared", "kafka-protocol", "message")
+    default_dir = os.path.join(root, "..", "shared", "kafka-protocol", "message")
+    schema_dir = args[0] if args else default_dir
     paths = sorted(glob.glob(os.path.join(schema_dir, "*Request.json")) +
                    glob.glob(os.path.join(schema_dir, "*Response.json")))
     headers = [os.path.join(schema_dir, n) for n in ("RequestHeader.json", "ResponseHeader.json")]

@@ -264,9 +264,11 @@ static int decode_value(const kmsg_field_t *f, uint8_t type, bool compact, bool 
         if (items == NULL)
             return -1;
         arr->items = items;
-        for (int64_t i = 0; i < n; i++)
-            if (decode_value(f, f->elem, compact, false, r, a, v, items + (size_t)i * f->elem_size) < 0)
+        for (int64_t i = 0; i < n; i++) {
+            uint8_t *item = items + (size_t)i * f->elem_size;
+            if (decode_value(f, f->elem, compact, false, r, a, v, item) < 0)
                 return -1;
+        }
         break;
     }
     case KT_STRUCT:
@@ -290,7 +292,8 @@ static int decode_value(const kmsg_field_t *f, uint8_t type, bool compact, bool 
 static int decode_field(const kmsg_field_t *f, int16_t v, rd_t *r, arena_t *a, uint8_t *base)
 {
     bool nullable = in_range(f->nullable, v);
-    int rc = decode_value(f, f->type, in_range(f->flexible, v), nullable, r, a, v, base + f->offset);
+    bool compact = in_range(f->flexible, v);
+    int rc = decode_value(f, f->type, compact, nullable, r, a, v, base + f->offset);
     if (rc < 0)
         return -1;
     if (f->has_present)
@@ -366,7 +369,8 @@ static int add_splice(kmsg_out_t *o, int fd, int64_t offset, int32_t len)
         o->splices = s;
         o->splices_cap = cap;
     }
-    o->splices[o->nsplices++] = (kmsg_splice_t){ .at = o->buf.len, .fd = fd, .offset = offset, .len = len };
+    o->splices[o->nsplices++] =
+        (kmsg_splice_t){ .at = o->buf.len, .fd = fd, .offset = offset, .len = len };
     return 0;
 }
 
@@ -430,10 +434,11 @@ static int encode_value(const kmsg_field_t *f, uint8_t type, bool compact, bool 
         const karray_t *arr = (const karray_t *)p;
         int32_t n = arr->count < 0 ? (nullable ? -1 : 0) : arr->count;
         put_len(b, compact, false, n);
-        for (int32_t i = 0; i < n; i++)
-            if (encode_value(f, f->elem, compact, false, v, (const uint8_t *)arr->items + (size_t)i * f->elem_size,
-                             true, o) < 0)
+        for (int32_t i = 0; i < n; i++) {
+            const uint8_t *item = (const uint8_t *)arr->items + (size_t)i * f->elem_size;
+            if (encode_value(f, f->elem, compact, false, v, item, true, o) < 0)
                 return -1;
+        }
         break;
     }
     case KT_STRUCT:

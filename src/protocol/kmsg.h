@@ -24,11 +24,12 @@
 #include "common/arena.h"
 #include "common/buf.h"
 
-typedef struct { const char *ptr; int32_t len; } kstr_t;      /* len -1 = null; not NUL-terminated */
+/* len -1 = null; not NUL-terminated */
+typedef struct { const char *ptr; int32_t len; } kstr_t;
 typedef struct { const uint8_t *ptr; int32_t len; } kbytes_t; /* len -1 = null */
 typedef struct { uint8_t b[16]; } kuuid_t;
 #define KARRAY(T) struct { T *items; int32_t count; }          /* count -1 = null array */
-typedef KARRAY(void) karray_t;                                  /* generic view used by the runtime */
+typedef KARRAY(void) karray_t; /* generic view used by the runtime */
 
 /* A "records" field. Decoded: ptr/len into the frame, fd = -1. For encoding,
  * either memory (fd = -1) or a region of len bytes at file_offset in fd, which
@@ -121,7 +122,8 @@ typedef struct kmsg_field {
     uint32_t offset;
     uint32_t present_off;
     uint32_t elem_size;         /* KT_ARRAY */
-    kver_t versions, nullable, tagged, flexible; /* flexible: where this field uses compact encoding */
+    /* flexible: versions where this field uses compact encoding */
+    kver_t versions, nullable, tagged, flexible;
     int32_t tag;
     int64_t def_int;            /* integers and bools */
     double def_f64;
