@@ -132,10 +132,18 @@ void request_on_frame(void *ctx, conn_t *c, uint8_t *frame, size_t len)
     kreq_header_t h;
     char why[160];
     if (kmsg_decode_request_header(&r, &h) != 0) {
+        const api_handler_t *av = broker_api_handler(18);
+        if (len >= 8 && h.api_key == 18 && h.api_version > av->max_version) {
+            /* A future ApiVersions header we cannot parse: the correlation id is
+             * enough to answer UNSUPPORTED_VERSION in v0. */
+            h.client_id = kstr_null();
+            goto parsed;
+        }
         free(frame);
         conn_close(c, "malformed request header");
         return;
     }
+parsed:;
     const api_handler_t *ah = broker_api_handler(h.api_key);
     const kapi_info_t *api = kapi_lookup(h.api_key);
     if (ah == NULL || api == NULL) {
