@@ -267,6 +267,9 @@ static int16_t alter_broker(request_t *req, bool cluster_default, change_t *ch, 
             return KERR_INVALID_CONFIG;
     }
     topics_refresh_settings(b->topics);
+    const char *lvl = broker_config_get(b->config, "runnel.log.level", NULL);
+    if (lvl && logger_parse_level(lvl) >= 0)
+        logger_min_level = logger_parse_level(lvl);
     broker_save_dynamic_config(b);
     LOG_INFO("config", "broker config updated (%d change(s))", n);
     return KERR_NONE;

@@ -130,23 +130,6 @@ static int broker_check_meta(broker_t *b, char *err, size_t errlen)
     return 0;
 }
 
-static void save_dynamic_entry(void *arg, const char *key, const char *value)
-{
-    properties_write_entry(arg, key, value);
-}
-
-int broker_save_dynamic_config(broker_t *b)
-{
-    buf_t out;
-    buf_init(&out);
-    broker_config_foreach_dynamic(b->config, false, save_dynamic_entry, &out);
-    int rc = out.oom ? -1 : fs_write_atomic(b->broker_config_path, out.data ? (const char *)out.data : "", out.len);
-    if (rc != 0)
-        LOG_ERROR("config", "cannot save dynamic broker configs to %s: %s", b->broker_config_path, strerror(errno));
-    buf_free(&out);
-    return rc;
-}
-
 static void load_dynamic_entry(void *arg, const char *key, const char *value, int line)
 {
     broker_t *b = arg;
