@@ -1,0 +1,662 @@
+/*
+ * log.c - a partition's log: an ordered array of segments in `<log.dir>/<topic>-<partition>/`,
+ * the last of which (the active segment) takes appends. Layouts: segment.c (.log) and index.c
+ * (.index, .timeindex).
+ *
+ * Open/recovery: list the `<20 digits>.log` files, drop leftovers (`*.deleted`, `*.cleaned`,
+ * `*.swap`, indexes without a .log), then per segment in offset order: a segment whose data all
+ * lies below the recovery point is loaded from its sizes and last index entries (segment_load);
+ * one extending past it, or whose indexes do not check out, is scanned and rebuilt
+ * (segment_recover). A torn tail found past the recovery point ends the log there: later
+ * segments are deleted. Only the active segment and the last older segment read keep their
+ * files open, so idle partitions cost no descriptors beyond the active three.
+ */
+#include "storage/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/logger.h"
+#include "storage/segment.h"
+
+struct log {
+    char *dir;
+    log_config_t cfg;
+    segment_t *segs; /* sorted by base offset; the last one is active and always open */
+    int nsegs, cap;
+    int64_t start_offset;
+    int64_t recovery_point;
+    int cached;     /* index of an older segment whose files are open, or -1 */
+    bool dir_dirty; /* segments created or deleted since the last directory fsync */
+};
+
+const char *log_rc_str(int rc)
+{
+    switch (rc) {
+    case LOG_OK: return "ok";
+    case LOG_ERR_IO: return "I/O error";
+    case LOG_ERR_OUT_OF_RANGE: return "offset out of range";
+    case LOG_ERR_CORRUPT: return "corrupt data";
+    case LOG_ERR_INVALID: return "invalid argument";
+    default: return "unknown error";
+    }
+}
+
+void log_config_default(log_config_t *cfg)
+{
+    cfg->segment_bytes = 1073741824;
+    cfg->segment_ms = 168LL * 3600 * 1000;
+    cfg->index_interval_bytes = 4096;
+}
+
+static void config_sanitize(log_config_t *dst, const log_config_t *src)
+{
+    *dst = *src;
+    if (dst->segment_bytes < 64)
+        dst->segment_bytes = 64;
+    if (dst->segment_ms < 1)
+        dst->segment_ms = 1;
+    if (dst->index_interval_bytes < 0)
+        dst->index_interval_bytes = 0;
+}
+
+void log_set_config(log_t *l, const log_config_t *cfg)
+{
+    config_sanitize(&l->cfg, cfg);
+}
+
+static segment_t *active(const log_t *l)
+{
+    return &l->segs[l->nsegs - 1];
+}
+
+int64_t log_start_offset(const log_t *l) { return l->start_offset; }
+int64_t log_end_offset(const log_t *l) { return active(l)->next_offset; }
+int log_segment_count(const log_t *l) { return l->nsegs; }
+int64_t log_active_base_offset(const log_t *l) { return active(l)->base_offset; }
+int64_t log_recovery_point(const log_t *l) { return l->recovery_point; }
+
+int64_t log_size_bytes(const log_t *l)
+{
+    int64_t sum = 0;
+    for (int i = 0; i < l->nsegs; i++)
+        sum += l->segs[i].size;
+    return sum;
+}
+
+static int segs_push(log_t *l, const segment_t *s)
+{
+    if (l->nsegs == l->cap) {
+        int ncap = l->cap ? l->cap * 2 : 4;
+        segment_t *n = realloc(l->segs, (size_t)ncap * sizeof(*n));
+        if (!n)
+            return LOG_ERR_IO;
+        l->segs = n;
+        l->cap = ncap;
+    }
+    l->segs[l->nsegs++] = *s;
+    return LOG_OK;
+}
+
+/* Index of the last segment whose base is <= offset (0 when offset precedes them all). */
+static int find_seg(const log_t *l, int64_t offset)
+{
+    int lo = 0, hi = l->nsegs - 1;
+    while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        if (l->segs[mid].base_offset <= offset)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+/* Makes segment k's files open; an older segment displaces the previously cached one. */
+static int log_use(log_t *l, int k)
+{
+    segment_t *s = &l->segs[k];
+    if (segment_is_open(s))
+        return LOG_OK;
+    if (l->cached >= 0 && l->cached != k && l->cached != l->nsegs - 1)
+        segment_close_files(&l->segs[l->cached]);
+    l->cached = -1;
+    int rc = segment_open_files(l->dir, s);
+    if (rc != LOG_OK)
+        return rc;
+    if (k != l->nsegs - 1)
+        l->cached = k;
+    return LOG_OK;
+}
+
+static void delete_segment(log_t *l, segment_t *s, const char *why)
+{
+    segment_close_files(s);
+    LOG_INFO("storage", "%s: deleting segment %020" PRId64 " (%s, %" PRId64 " bytes)", l->dir,
+             s->base_offset, why, s->size);
+    (void)segment_delete_files(l->dir, s->base_offset);
+    l->dir_dirty = true;
+}
+
+static int sync_dir(const char *dir)
+{
+    int fd;
+    do {
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    } while (fd == -1 && errno == EINTR);
+    if (fd == -1)
+        return LOG_ERR_IO;
+    int rc = LOG_OK;
+    while (fsync(fd) == -1) {
+        if (errno != EINTR) {
+            rc = LOG_ERR_IO;
+            break;
+        }
+    }
+    (void)close(fd);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- open / close */
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void unlink_in(const char *dir, const char *name, const char *why)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return;
+    LOG_INFO("storage", "%s: removing %s (%s)", dir, name, why);
+    if (unlink(path) == -1 && errno != ENOENT)
+        LOG_WARN("storage", "unlink %s: %s", path, strerror(errno));
+}
+
+/* Lists the segment base offsets (sorted) and removes leftover files. */
+static int list_segments(const char *dir, int64_t **bases_out, int *n_out)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        LOG_ERROR("storage", "opendir %s: %s", dir, strerror(errno));
+        return LOG_ERR_IO;
+    }
+    int64_t *bases = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int64_t base;
+        const char *ext;
+        if (has_suffix(e->d_name, ".deleted") || has_suffix(e->d_name, ".cleaned") ||
+            has_suffix(e->d_name, ".swap")) {
+            unlink_in(dir, e->d_name, "leftover");
+            continue;
+        }
+        if (!segment_parse_name(e->d_name, &base, &ext) || strcmp(ext, ".log") != 0)
+            continue;
+        if (n == cap) {
+            int ncap = cap ? cap * 2 : 8;
+            int64_t *nb = realloc(bases, (size_t)ncap * sizeof(*nb));
+            if (!nb) {
+                free(bases);
+                closedir(d);
+                return LOG_ERR_IO;
+            }
+            bases = nb;
+            cap = ncap;
+        }
+        bases[n++] = base;
+    }
+    if (n > 1)
+        qsort(bases, (size_t)n, sizeof(*bases), cmp_i64);
+    rewinddir(d);
+    while ((e = readdir(d)) != NULL) {
+        int64_t base;
+        const char *ext;
+        if (!segment_parse_name(e->d_name, &base, &ext) ||
+            (strcmp(ext, ".index") != 0 && strcmp(ext, ".timeindex") != 0))
+            continue;
+        if (!bsearch(&base, bases, (size_t)n, sizeof(*bases), cmp_i64))
+            unlink_in(dir, e->d_name, "index without a .log");
+    }
+    closedir(d);
+    *bases_out = bases;
+    *n_out = n;
+    return LOG_OK;
+}
+
+static void free_log(log_t *l)
+{
+    for (int i = 0; i < l->nsegs; i++)
+        segment_close_files(&l->segs[i]);
+    free(l->segs);
+    free(l->dir);
+    free(l);
+}
+
+/* Loads segment k of n (bases sorted); may shorten *n when recovery cuts the log. */
+static int open_segment(log_t *l, const int64_t *bases, int k, int *n, int64_t rp)
+{
+    int64_t base = bases[k];
+    int64_t next_base = k + 1 < *n ? bases[k + 1] : -1;
+    bool unflushed = next_base < 0 || next_base > rp;
+    segment_t s;
+    bool scan = next_base >= 0 && next_base > rp;
+    if (!scan) {
+        int rc = segment_load(l->dir, base, next_base, &s);
+        if (rc == LOG_ERR_IO)
+            return rc;
+        if (rc == LOG_ERR_CORRUPT) {
+            scan = true;
+        } else if (next_base < 0 && s.next_offset > rp) {
+            segment_close_files(&s);
+            scan = true;
+        }
+    }
+    if (scan) {
+        int64_t dropped;
+        int rc = segment_recover(l->dir, base, l->cfg.index_interval_bytes, &s, &dropped);
+        if (rc != LOG_OK)
+            return rc;
+        if (dropped > 0 && unflushed && k + 1 < *n) {
+            for (int j = k + 1; j < *n; j++) {
+                LOG_WARN("storage", "%s: deleting segment %020" PRId64 " after the truncated one",
+                         l->dir, bases[j]);
+                (void)segment_delete_files(l->dir, bases[j]);
+            }
+            *n = k + 1;
+            l->dir_dirty = true;
+        }
+    }
+    if (k + 1 < *n) {
+        /* A rebuilt older segment gets the final time index entry a roll would have written. */
+        if (scan && segment_seal(&s) != LOG_OK) {
+            segment_close_files(&s);
+            return LOG_ERR_IO;
+        }
+        segment_close_files(&s); /* older segments open lazily */
+    }
+    if (segs_push(l, &s) != LOG_OK) {
+        segment_close_files(&s);
+        return LOG_ERR_IO;
+    }
+    return LOG_OK;
+}
+
+int log_open(const char *dir, const log_config_t *cfg, int64_t recovery_point,
+             int64_t log_start_offset, log_t **out)
+{
+    *out = NULL;
+    if (!dir || !*dir || !cfg)
+        return LOG_ERR_INVALID;
+    log_t *l = calloc(1, sizeof(*l));
+    if (!l)
+        return LOG_ERR_IO;
+    l->dir = strdup(dir);
+    l->cached = -1;
+    if (!l->dir) {
+        free(l);
+        return LOG_ERR_IO;
+    }
+    config_sanitize(&l->cfg, cfg);
+    if (mkdir(dir, 0755) == -1) {
+        if (errno != EEXIST) {
+            LOG_ERROR("storage", "mkdir %s: %s", dir, strerror(errno));
+            free_log(l);
+            return LOG_ERR_IO;
+        }
+    } else {
+        l->dir_dirty = true;
+    }
+    int64_t *bases;
+    int n;
+    int rc = list_segments(dir, &bases, &n);
+    if (rc != LOG_OK) {
+        free_log(l);
+        return rc;
+    }
+    int64_t rp = recovery_point < 0 ? 0 : recovery_point;
+    for (int k = 0; k < n && rc == LOG_OK; k++)
+        rc = open_segment(l, bases, k, &n, rp);
+    free(bases);
+    if (rc == LOG_OK && l->nsegs == 0) {
+        segment_t s;
+        rc = segment_create(dir, log_start_offset > 0 ? log_start_offset : 0, &s);
+        if (rc == LOG_OK && segs_push(l, &s) != LOG_OK) {
+            segment_close_files(&s);
+            rc = LOG_ERR_IO;
+        }
+        l->dir_dirty = true;
+    }
+    if (rc != LOG_OK) {
+        free_log(l);
+        return rc;
+    }
+    int64_t end = log_end_offset(l);
+    l->start_offset = log_start_offset;
+    if (l->start_offset < l->segs[0].base_offset)
+        l->start_offset = l->segs[0].base_offset;
+    if (l->start_offset > end)
+        l->start_offset = end;
+    l->recovery_point = rp < end ? rp : end;
+    LOG_DEBUG("storage", "%s: opened, %d segments, offsets %" PRId64 "..%" PRId64, dir, l->nsegs,
+              l->start_offset, end);
+    *out = l;
+    return LOG_OK;
+}
+
+void log_close(log_t *l)
+{
+    if (!l)
+        return;
+    if (segment_seal(active(l)) != LOG_OK)
+        LOG_WARN("storage", "%s: could not write the final time index entry: %s", l->dir,
+                 strerror(errno));
+    free_log(l);
+}
+
+int log_remove(log_t *l)
+{
+    if (!l)
+        return LOG_OK;
+    for (int i = 0; i < l->nsegs; i++)
+        segment_close_files(&l->segs[i]);
+    int rc = LOG_OK;
+    DIR *d = opendir(l->dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char path[4096];
+            int n = snprintf(path, sizeof(path), "%s/%s", l->dir, e->d_name);
+            if (n < 0 || (size_t)n >= sizeof(path) || (unlink(path) == -1 && errno != ENOENT)) {
+                LOG_ERROR("storage", "%s: cannot remove %s", l->dir, e->d_name);
+                rc = LOG_ERR_IO;
+            }
+        }
+        closedir(d);
+    } else if (errno != ENOENT) {
+        rc = LOG_ERR_IO;
+    }
+    if (rc == LOG_OK && rmdir(l->dir) == -1 && errno != ENOENT) {
+        LOG_ERROR("storage", "rmdir %s: %s", l->dir, strerror(errno));
+        rc = LOG_ERR_IO;
+    }
+    if (rc == LOG_OK)
+        LOG_INFO("storage", "%s: deleted", l->dir);
+    free_log(l);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- append */
+
+static int roll(log_t *l)
+{
+    segment_t *old = active(l);
+    int rc = segment_seal(old);
+    if (rc != LOG_OK)
+        return rc;
+    segment_t s;
+    rc = segment_create(l->dir, old->next_offset, &s);
+    if (rc != LOG_OK)
+        return rc;
+    int old_k = l->nsegs - 1;
+    if (segs_push(l, &s) != LOG_OK) {
+        segment_close_files(&s);
+        (void)segment_delete_files(l->dir, s.base_offset);
+        return LOG_ERR_IO;
+    }
+    l->dir_dirty = true;
+    /* The segment just closed for appends is the likeliest to be read next: keep it cached. */
+    if (l->cached >= 0)
+        segment_close_files(&l->segs[l->cached]);
+    l->cached = old_k;
+    LOG_INFO("storage", "%s: rolled new segment %020" PRId64, l->dir, s.base_offset);
+    return LOG_OK;
+}
+
+int log_append(log_t *l, uint8_t *batches, size_t len, int32_t leader_epoch, int64_t now_ms,
+               int64_t *first_offset, int64_t *next_offset)
+{
+    int64_t count;
+    if (!batches || len > INT32_MAX || segment_check_batches(batches, len, &count) != LOG_OK)
+        return LOG_ERR_INVALID;
+    segment_t *s = active(l);
+    int64_t grown = s->size + (int64_t)len;
+    bool full = s->size > 0 && (grown > l->cfg.segment_bytes || grown > INT32_MAX);
+    bool old = s->size > 0 && s->first_append_ms >= 0 &&
+               now_ms - s->first_append_ms > l->cfg.segment_ms;
+    bool rel_overflow = s->next_offset + count - 1 - s->base_offset > INT32_MAX;
+    if (full || old || rel_overflow) {
+        int rc = roll(l);
+        if (rc != LOG_OK)
+            return rc;
+        s = active(l);
+    }
+    int64_t first = s->next_offset;
+    int rc = segment_append(s, batches, len, leader_epoch, l->cfg.index_interval_bytes, now_ms);
+    if (rc != LOG_OK)
+        return rc;
+    if (first_offset)
+        *first_offset = first;
+    if (next_offset)
+        *next_offset = s->next_offset;
+    return LOG_OK;
+}
+
+/* ---------------------------------------------------------------- reads */
+
+static void region(log_read_t *out, const segment_t *s, const segment_batch_t *b, int64_t len)
+{
+    if (len <= 0) {
+        out->fd = -1;
+        out->position = 0;
+        out->len = 0;
+        out->first_batch_base = -1;
+        return;
+    }
+    out->fd = s->log_fd;
+    out->position = b->position;
+    out->len = (int32_t)len;
+    out->first_batch_base = b->base_offset;
+}
+
+int log_read(log_t *l, int64_t offset, int32_t max_bytes, bool min_one, log_read_t *out)
+{
+    region(out, NULL, NULL, 0);
+    if (offset < l->start_offset || offset > log_end_offset(l))
+        return LOG_ERR_OUT_OF_RANGE;
+    if (offset == log_end_offset(l))
+        return LOG_OK;
+    for (int k = find_seg(l, offset); k < l->nsegs; k++) {
+        int rc = log_use(l, k);
+        if (rc != LOG_OK)
+            return rc;
+        segment_batch_t b;
+        int64_t len;
+        int r = segment_read(&l->segs[k], offset, max_bytes, min_one, &b, &len);
+        if (r < 0)
+            return r;
+        if (r == 1) {
+            region(out, &l->segs[k], &b, len);
+            return LOG_OK;
+        }
+    }
+    return LOG_OK;
+}
+
+int log_find_timestamp(log_t *l, int64_t ts, log_read_t *out)
+{
+    region(out, NULL, NULL, 0);
+    for (int k = find_seg(l, l->start_offset); k < l->nsegs; k++) {
+        segment_t *s = &l->segs[k];
+        if (s->size == 0 || s->max_timestamp < ts)
+            continue;
+        int rc = log_use(l, k);
+        if (rc != LOG_OK)
+            return rc;
+        segment_batch_t b;
+        int r = segment_find_timestamp(s, ts, l->start_offset, &b);
+        if (r < 0)
+            return r;
+        if (r == 1) {
+            region(out, s, &b, b.size);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int log_max_timestamp(log_t *l, int64_t *ts, int64_t *offset, log_read_t *batch)
+{
+    region(batch, NULL, NULL, 0);
+    *ts = *offset = -1;
+    int k0 = find_seg(l, l->start_offset), best = -1;
+    int64_t best_ts = -1, best_off = -1;
+    for (int k = k0; k < l->nsegs; k++) {
+        segment_t *s = &l->segs[k];
+        if (s->size == 0)
+            continue;
+        int64_t sts = s->max_timestamp, soff = s->max_ts_offset;
+        if (k == k0 && soff < l->start_offset) {
+            /* The maximum was in records below the log start: find the maximum of the rest. */
+            int rc = log_use(l, k);
+            if (rc != LOG_OK)
+                return rc;
+            int r = segment_max_timestamp_from(s, l->start_offset, &sts, &soff);
+            if (r < 0)
+                return r;
+            if (r == 0)
+                continue;
+        }
+        if (soff >= 0 && (best < 0 || sts > best_ts)) {
+            best = k;
+            best_ts = sts;
+            best_off = soff;
+        }
+    }
+    if (best < 0)
+        return 0;
+    int rc = log_use(l, best);
+    if (rc != LOG_OK)
+        return rc;
+    segment_batch_t b;
+    int r = segment_locate(&l->segs[best], best_off, &b);
+    if (r <= 0)
+        return r < 0 ? r : LOG_ERR_CORRUPT;
+    region(batch, &l->segs[best], &b, b.size);
+    *ts = best_ts;
+    *offset = best_off;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- deletion, truncation, flush */
+
+int log_delete_records(log_t *l, int64_t offset)
+{
+    if (offset < 0 || offset > log_end_offset(l))
+        return LOG_ERR_OUT_OF_RANGE;
+    if (offset <= l->start_offset)
+        return LOG_OK;
+    l->start_offset = offset;
+    int n = 0;
+    while (n < l->nsegs - 1 && l->segs[n + 1].base_offset <= offset)
+        n++;
+    for (int i = 0; i < n; i++)
+        delete_segment(l, &l->segs[i], "below the log start offset");
+    if (n > 0) {
+        memmove(l->segs, l->segs + n, (size_t)(l->nsegs - n) * sizeof(*l->segs));
+        l->nsegs -= n;
+        l->cached = l->cached < n ? -1 : l->cached - n;
+    }
+    return LOG_OK;
+}
+
+int log_truncate_to(log_t *l, int64_t offset, int64_t *new_end)
+{
+    if (offset < 0)
+        return LOG_ERR_OUT_OF_RANGE;
+    if (offset >= log_end_offset(l)) {
+        *new_end = log_end_offset(l);
+        return LOG_OK;
+    }
+    if (offset < l->segs[0].base_offset) {
+        for (int i = 0; i < l->nsegs; i++)
+            delete_segment(l, &l->segs[i], "truncated away");
+        l->nsegs = 0;
+        l->cached = -1;
+        segment_t s;
+        int rc = segment_create(l->dir, offset, &s);
+        if (rc == LOG_OK)
+            rc = segs_push(l, &s); /* cannot fail: capacity was >= 1 */
+        if (rc != LOG_OK)
+            return rc; /* the log is unusable; the caller must close it */
+        l->start_offset = offset;
+    } else {
+        int k = find_seg(l, offset);
+        for (int i = k + 1; i < l->nsegs; i++)
+            delete_segment(l, &l->segs[i], "truncated away");
+        l->nsegs = k + 1;
+        if (l->cached >= k)
+            l->cached = -1; /* deleted, or now the active segment */
+        segment_t *s = &l->segs[k];
+        int rc = segment_open_files(l->dir, s);
+        if (rc == LOG_OK)
+            rc = segment_truncate_to(s, offset);
+        if (rc != LOG_OK)
+            return rc;
+    }
+    int64_t end = log_end_offset(l);
+    if (l->start_offset > end)
+        l->start_offset = end;
+    if (l->recovery_point > end)
+        l->recovery_point = end;
+    LOG_INFO("storage", "%s: truncated to offset %" PRId64 " (end now %" PRId64 ")", l->dir, offset,
+             end);
+    *new_end = end;
+    return LOG_OK;
+}
+
+int log_flush(log_t *l)
+{
+    int64_t end = log_end_offset(l);
+    for (int k = 0; k < l->nsegs; k++) {
+        segment_t *s = &l->segs[k];
+        if (k + 1 < l->nsegs && l->segs[k + 1].base_offset <= l->recovery_point)
+            continue; /* everything in it was flushed already */
+        bool was_open = segment_is_open(s);
+        int rc = segment_open_files(l->dir, s);
+        if (rc == LOG_OK)
+            rc = segment_flush(s);
+        if (!was_open)
+            segment_close_files(s);
+        if (rc != LOG_OK)
+            return rc;
+    }
+    if (l->dir_dirty) {
+        if (sync_dir(l->dir) != LOG_OK) {
+            LOG_ERROR("storage", "fsync of %s failed: %s", l->dir, strerror(errno));
+            return LOG_ERR_IO;
+        }
+        l->dir_dirty = false;
+    }
+    l->recovery_point = end;
+    return LOG_OK;
+}

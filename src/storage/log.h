@@ -1,0 +1,124 @@
+/*
+ * log.h - one partition's log: the directory `<log.dir>/<topic>-<partition>/`
+ * holding segments named by their 20-digit base offset (`.log`, `.index`,
+ * `.timeindex`; byte layouts in segment.c and index.c).
+ *
+ * Threading: a log_t is not locked. Every function here must be called by one
+ * thread at a time per log; the broker serialises access per partition. Two
+ * different logs may be used from different threads freely.
+ *
+ * Memory: O(1) per segment (base offset, size, next offset, largest
+ * timestamp, index entry counts, three fds). Index contents stay on disk and
+ * are binary-searched with pread. Only the active segment and at most one
+ * older segment (the last one read) keep their files open.
+ *
+ * Return codes: enum log_rc below (never Kafka error codes).
+ */
+#ifndef RUNNEL_STORAGE_LOG_H
+#define RUNNEL_STORAGE_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_rc {
+    LOG_OK = 0,
+    LOG_ERR_IO = -1,           /* a system call failed (errno logged) */
+    LOG_ERR_OUT_OF_RANGE = -2, /* offset outside [log start, log end] */
+    LOG_ERR_CORRUPT = -3,      /* on-disk or checkpoint data malformed */
+    LOG_ERR_INVALID = -4,      /* bad argument or malformed batches handed to append */
+};
+
+/* Short English name of a log_rc value, for log lines. */
+const char *log_rc_str(int rc);
+
+typedef struct log_config {
+    int64_t segment_bytes;        /* roll before the active .log would exceed this; 1 GiB */
+    int64_t segment_ms;           /* roll when the active segment's first append is older; 7 days */
+    int32_t index_interval_bytes; /* bytes of log between index entries; 4096 */
+} log_config_t;
+
+/* Kafka's defaults: log.segment.bytes, log.roll.hours=168, log.index.interval.bytes. */
+void log_config_default(log_config_t *cfg);
+
+typedef struct log log_t;
+
+/* A region of a segment file. fd is borrowed: it stays valid until the next call on the same
+ * log other than the pure getters (log_start_offset .. log_recovery_point); a caller that keeps
+ * it longer (e.g. for a later sendfile) must dup() it. len == 0 means no data (fd is then -1). */
+typedef struct log_read {
+    int fd;
+    int64_t position;
+    int32_t len;
+    int64_t first_batch_base; /* baseOffset of the first batch in the region, -1 when len == 0 */
+} log_read_t;
+
+/* Opens (creating if missing; the parent must exist) the partition directory and its segments.
+ * Recovery: every segment whose batches extend past `recovery_point` is scanned batch by batch
+ * (header sanity, batchLength inside the file, magic 2, CRC-32C, offsets increasing); at the first
+ * bad or torn batch it is truncated there (WARN with the bytes dropped) and any later segments are
+ * deleted; the indexes of scanned segments are rebuilt. A segment whose .index/.timeindex is missing
+ * or inconsistent is rebuilt the same way. `log_start_offset` (-1 if unknown) is clamped to
+ * [first segment base, log end]. Leftover `.deleted`/`.cleaned`/`.swap` files and index files
+ * without a .log are removed. An empty directory gets one segment at max(0, log_start_offset). */
+int log_open(const char *dir, const log_config_t *cfg, int64_t recovery_point,
+             int64_t log_start_offset, log_t **out);
+/* Writes the active segment's final time-index entry, closes the files, frees. Flushes nothing. */
+void log_close(log_t *l);
+/* Takes effect from the next append. Out-of-range values are clamped (segment_bytes >= 64,
+ * segment_ms >= 1, index_interval_bytes >= 0). */
+void log_set_config(log_t *l, const log_config_t *cfg);
+
+/* Appends `len` bytes of one or more whole magic-2 batches (validated by the caller; only their
+ * framing is re-checked here: LOG_ERR_INVALID, nothing written). Assigns offsets in place: each
+ * batch's baseOffset becomes the next offset and its partitionLeaderEpoch becomes leader_epoch.
+ * Rolls first when the active segment is non-empty and would exceed segment_bytes, when its first
+ * append is older than segment_ms at now_ms, or when relative offsets would overflow int32.
+ * *first_offset = first assigned offset, *next_offset = log end after the append. On LOG_ERR_IO
+ * the log is left as before the call (the batches' offsets may have been rewritten). */
+int log_append(log_t *l, uint8_t *batches, size_t len, int32_t leader_epoch, int64_t now_ms,
+               int64_t *first_offset, int64_t *next_offset);
+
+int64_t log_start_offset(const log_t *l);
+int64_t log_end_offset(const log_t *l); /* next offset to be assigned */
+int64_t log_size_bytes(const log_t *l); /* sum of segment .log sizes */
+int log_segment_count(const log_t *l);
+/* Base offset of the active (last) segment. */
+int64_t log_active_base_offset(const log_t *l);
+int64_t log_recovery_point(const log_t *l);
+
+/* Data for a fetch at `offset`: the whole batch containing it plus the following whole batches of
+ * the same segment, up to max_bytes in total; with min_one the first batch is returned even when
+ * larger than max_bytes (without it, len 0). offset == log end -> LOG_OK with len 0;
+ * offset < log start or > log end -> LOG_ERR_OUT_OF_RANGE. When the offset lies past the last batch
+ * of the segment holding it, the read continues in the next segment. */
+int log_read(log_t *l, int64_t offset, int32_t max_bytes, bool min_one, log_read_t *out);
+
+/* ListOffsets by timestamp: the first batch in offset order, at or after the log start, whose
+ * maxTimestamp >= ts. Returns 1 with that ONE batch's region in *out (the caller finds the record),
+ * 0 when no batch qualifies, or a negative log_rc. */
+int log_find_timestamp(log_t *l, int64_t ts, log_read_t *out);
+
+/* The largest batch maxTimestamp in the log (ListOffsets -3). Returns 1 with *ts, *offset (the
+ * lastOffset of the first batch reaching it; the caller refines to the record) and that batch's
+ * region; 0 when the log holds no batch (then *ts = *offset = -1, batch->len = 0); or a negative
+ * log_rc. Batches wholly below the log start offset are not considered. */
+int log_max_timestamp(log_t *l, int64_t *ts, int64_t *offset, log_read_t *batch);
+
+/* DeleteRecords: raises the log start offset to `offset` (<= log end, else LOG_ERR_OUT_OF_RANGE;
+ * a lower value is a no-op) and deletes the segments lying entirely below it, never the active one. */
+int log_delete_records(log_t *l, int64_t offset);
+
+/* Truncates so that log end <= offset (replication): drops every batch whose lastOffset >= offset;
+ * a batch straddling `offset` goes whole, so the end may land lower. *new_end = resulting log end.
+ * An offset below the first segment empties the log and restarts it at `offset`. */
+int log_truncate_to(log_t *l, int64_t offset, int64_t *new_end);
+
+/* fdatasyncs every segment holding data past the recovery point (and the directory when segments
+ * were created or deleted); the recovery point then becomes the log end. */
+int log_flush(log_t *l);
+
+/* Closes the log and deletes its whole directory (topic deletion). `l` is freed either way. */
+int log_remove(log_t *l);
+
+#endif
