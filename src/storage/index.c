@@ -130,6 +130,32 @@ int64_t index_lookup(int fd, int64_t entries, int64_t rel_target, int32_t *rel_o
     return lo;
 }
 
+int64_t index_lookup_position(int fd, int64_t entries, int64_t position, int32_t *rel_offset,
+                              int32_t *pos_out)
+{
+    int64_t lo = 0, hi = entries;
+    int32_t best_off = 0, best_pos = 0;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        int32_t o, p;
+        int rc = index_entry(fd, mid, &o, &p);
+        if (rc != LOG_OK)
+            return rc;
+        if (p <= position) {
+            lo = mid + 1;
+            best_off = o;
+            best_pos = p;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo > 0) {
+        *rel_offset = best_off;
+        *pos_out = best_pos;
+    }
+    return lo;
+}
+
 int64_t timeindex_lookup(int fd, int64_t entries, int64_t ts, int64_t *timestamp,
                          int32_t *rel_offset)
 {

@@ -41,6 +41,9 @@ int64_t index_entries_for_size(int64_t file_size, int entry_size);
  * negative log_rc. Entries must be sorted by offset (they are). */
 int64_t index_lookup(int fd, int64_t entries, int64_t rel_target, int32_t *rel_offset,
                      int32_t *position);
+/* Largest entry whose position is <= position; same return convention (positions increase too). */
+int64_t index_lookup_position(int fd, int64_t entries, int64_t position, int32_t *rel_offset,
+                              int32_t *pos_out);
 /* Largest entry whose timestamp is <= ts; same return convention. */
 int64_t timeindex_lookup(int fd, int64_t entries, int64_t ts, int64_t *timestamp,
                          int32_t *rel_offset);

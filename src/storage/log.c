@@ -438,6 +438,8 @@ int log_append(log_t *l, uint8_t *batches, size_t len, int32_t leader_epoch, int
     int64_t count;
     if (!batches || len > INT32_MAX || segment_check_batches(batches, len, &count) != LOG_OK)
         return LOG_ERR_INVALID;
+    if (count - 1 > INT32_MAX) /* could not fit one segment's relative offsets */
+        return LOG_ERR_INVALID;
     segment_t *s = active(l);
     int64_t grown = s->size + (int64_t)len;
     bool full = s->size > 0 && (grown > l->cfg.segment_bytes || grown > INT32_MAX);
@@ -598,17 +600,18 @@ int log_truncate_to(log_t *l, int64_t offset, int64_t *new_end)
         return LOG_OK;
     }
     if (offset < l->segs[0].base_offset) {
-        for (int i = 0; i < l->nsegs; i++)
-            delete_segment(l, &l->segs[i], "truncated away");
-        l->nsegs = 0;
-        l->cached = -1;
+        /* Create the new segment first so that a failure leaves the log as it was. */
         segment_t s;
         int rc = segment_create(l->dir, offset, &s);
-        if (rc == LOG_OK)
-            rc = segs_push(l, &s); /* cannot fail: capacity was >= 1 */
         if (rc != LOG_OK)
-            return rc; /* the log is unusable; the caller must close it */
+            return rc;
+        for (int i = 0; i < l->nsegs; i++)
+            delete_segment(l, &l->segs[i], "truncated away");
+        l->segs[0] = s;
+        l->nsegs = 1;
+        l->cached = -1;
         l->start_offset = offset;
+        l->dir_dirty = true;
     } else {
         int k = find_seg(l, offset);
         for (int i = k + 1; i < l->nsegs; i++)

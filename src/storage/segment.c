@@ -156,6 +156,7 @@ void segment_init(segment_t *s, int64_t base)
     s->max_ts_offset = -1;
     s->first_append_ms = -1;
     s->tidx_last_ts = -1;
+    s->idx_last_rel = s->idx_last_pos = -1;
     s->log_fd = s->idx_fd = s->tidx_fd = -1;
 }
 
@@ -342,10 +343,16 @@ static int index_start(const segment_t *s, int64_t offset, int64_t *pos)
     if (rel > INT32_MAX)
         rel = INT32_MAX;
     int32_t o = 0, p = 0;
-    int64_t n = index_lookup(s->idx_fd, s->idx_entries, rel, &o, &p);
-    if (n < 0)
-        return (int)n;
-    if (n > 0 && p >= 0 && p < s->size)
+    if (s->idx_last_pos >= 0 && rel >= s->idx_last_rel) {
+        p = s->idx_last_pos; /* reads near the tail: no index I/O at all */
+    } else {
+        int64_t n = index_lookup(s->idx_fd, s->idx_entries, rel, &o, &p);
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            p = 0;
+    }
+    if (p >= 0 && p < s->size)
         *pos = p;
     return LOG_OK;
 }
@@ -379,6 +386,18 @@ int segment_locate(const segment_t *s, int64_t offset, segment_batch_t *b)
     return seek_batch(s, &c, offset, b);
 }
 
+/* Sums whole batches from `from` while they end at or before `limit`; returns the end. */
+static int whole_batches_until(cursor_t *c, int64_t from, int64_t limit, int64_t *end)
+{
+    segment_batch_t b;
+    int64_t pos = from;
+    int r;
+    while ((r = cursor_batch(c, pos, &b, NULL, NULL)) == 1 && pos + b.size <= limit)
+        pos += b.size;
+    *end = pos;
+    return r < 0 ? r : LOG_OK;
+}
+
 int segment_read(const segment_t *s, int64_t offset, int32_t max_bytes, bool min_one,
                  segment_batch_t *first, int64_t *len)
 {
@@ -394,18 +413,31 @@ int segment_read(const segment_t *s, int64_t offset, int32_t max_bytes, bool min
             *len = 0;
         return 1;
     }
-    int64_t pos = first->position + first->size;
-    for (;;) {
-        segment_batch_t b;
-        r = cursor_batch(&c, pos, &b, NULL, NULL);
-        if (r < 0)
-            LOG_ERROR("storage", "segment %020" PRId64 ": bad batch at %" PRId64 ", read stops",
-                      s->base_offset, pos);
-        if (r <= 0 || *len + b.size > max_bytes)
-            break;
-        *len += b.size;
-        pos += b.size;
+    int64_t after = first->position + first->size, limit = first->position + max_bytes;
+    if (limit >= s->size) {
+        /* The rest of the segment fits: it is whole batches by construction. */
+        *len = s->size - first->position;
+        return 1;
     }
+    /* Jump to the last indexed batch starting at or before the limit, so a large read walks
+     * about one index interval of headers rather than all of them. */
+    int64_t from = after;
+    if (s->idx_entries > 0) {
+        int32_t o, p;
+        int64_t n = index_lookup_position(s->idx_fd, s->idx_entries, limit, &o, &p);
+        if (n < 0)
+            return (int)n;
+        if (n > 0 && p > after && p <= limit)
+            from = p;
+    }
+    int64_t end;
+    int rc = whole_batches_until(&c, from, limit, &end);
+    if (rc != LOG_OK && from != after) /* a bad index entry: walk the honest way */
+        rc = whole_batches_until(&c, after, limit, &end);
+    if (rc != LOG_OK)
+        LOG_ERROR("storage", "segment %020" PRId64 ": bad batch at %" PRId64 ", read stops",
+                  s->base_offset, end);
+    *len = end - first->position;
     return 1;
 }
 
@@ -499,8 +531,9 @@ static int track_batch(segment_t *s, pending_t *q, int64_t pos, int64_t size, in
             if (rc != LOG_OK)
                 return rc;
         }
-        index_encode(q->ib + q->ni * INDEX_ENTRY_SIZE, (int32_t)(last_offset - s->base_offset),
-                     (int32_t)pos);
+        s->idx_last_rel = (int32_t)(last_offset - s->base_offset);
+        s->idx_last_pos = (int32_t)pos;
+        index_encode(q->ib + q->ni * INDEX_ENTRY_SIZE, s->idx_last_rel, s->idx_last_pos);
         q->ni++;
         if (s->max_timestamp > s->tidx_last_ts) {
             timeindex_encode(q->tb + q->nt * TIMEINDEX_ENTRY_SIZE, s->max_timestamp,
@@ -652,6 +685,8 @@ static int load_checks(const char *dir, segment_t *s, int64_t next_base, const c
             return LOG_ERR_CORRUPT;
         walk_from = p;
         idx_last_off = b.last_offset;
+        s->idx_last_rel = o;
+        s->idx_last_pos = p;
     }
     int64_t tidx_last_off = -1;
     if (s->tidx_entries > 0) {
@@ -672,8 +707,10 @@ static int load_checks(const char *dir, segment_t *s, int64_t next_base, const c
         *why = "index points past the next segment";
         if (tidx_last_off >= next_base || idx_last_off >= next_base)
             return LOG_ERR_CORRUPT;
+        /* Every rolled segment whose batches carry timestamps has a time index entry. */
         *why = "time index missing its final entry";
-        if (s->size > 0 && s->tidx_entries == 0)
+        if (s->tidx_entries == 0 && s->size > 0 &&
+            (cursor_batch(&c, 0, &b, NULL, NULL) != 1 || b.max_timestamp >= 0))
             return LOG_ERR_CORRUPT;
         s->next_offset = next_base;
         return LOG_OK;
@@ -872,6 +909,8 @@ int segment_truncate_to(segment_t *s, int64_t offset)
     if (index_truncate(s->idx_fd, keep) != LOG_OK || timeindex_truncate(s->tidx_fd, tkeep) != LOG_OK)
         return LOG_ERR_IO;
     s->idx_entries = keep;
+    s->idx_last_rel = keep > 0 ? io : -1;
+    s->idx_last_pos = keep > 0 ? ip : -1;
     s->tidx_entries = tkeep;
     s->size = cut.position;
     s->next_offset = new_next;

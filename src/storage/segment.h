@@ -25,6 +25,8 @@ typedef struct segment {
     int64_t first_append_ms;   /* clock for segment.ms rolling, -1 when unknown/empty */
     int64_t bytes_since_index; /* log bytes since the last indexed batch's start */
     int64_t idx_entries;       /* entries in .index */
+    int32_t idx_last_rel;      /* last .index entry (tail reads skip the binary search), */
+    int32_t idx_last_pos;      /* -1 when there is none */
     int64_t tidx_entries;      /* entries in .timeindex */
     int64_t tidx_last_ts;      /* timestamp of the last .timeindex entry, -1 when none */
     int log_fd, idx_fd, tidx_fd;

@@ -244,37 +244,45 @@ static void test_append_assigns_offsets(void)
     log_close(l);
 }
 
-static void test_read(void)
+static void check_reads(const char *name, int32_t interval)
 {
     char dir[512];
-    pdir(dir, sizeof(dir), "read-0");
-    log_config_t cfg = cfg_with(0, 0, -1);
+    pdir(dir, sizeof(dir), name);
+    log_config_t cfg = cfg_with(0, 0, interval);
     log_t *l;
     CHECK_EQ_INT(log_open(dir, &cfg, 0, -1, &l), LOG_OK);
     int64_t S = batch_size(3, 20);
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < 100; i++)
         CHECK_EQ_INT(append1(l, 3, 20, 1000 + i, 0, 0), 3 * i);
     log_read_t r;
     CHECK_EQ_INT(log_read(l, 0, 1 << 20, false, &r), LOG_OK);
     CHECK_EQ_INT(r.position, 0);
-    CHECK_EQ_INT(r.len, 10 * S);
+    CHECK_EQ_INT(r.len, 100 * S);
     CHECK_EQ_INT(r.first_batch_base, 0);
     CHECK_EQ_INT(region_base(&r), 0);
     /* Middle of a batch: the whole containing batch. */
     CHECK_EQ_INT(log_read(l, 4, 1 << 20, false, &r), LOG_OK);
     CHECK_EQ_INT(r.position, S);
-    CHECK_EQ_INT(r.len, 9 * S);
+    CHECK_EQ_INT(r.len, 99 * S);
     CHECK_EQ_INT(r.first_batch_base, 3);
     CHECK_EQ_INT(region_base(&r), 3);
-    CHECK_EQ_INT(log_read(l, 29, 1 << 20, false, &r), LOG_OK);
-    CHECK_EQ_INT(r.position, 9 * S);
+    CHECK_EQ_INT(log_read(l, 299, 1 << 20, false, &r), LOG_OK);
+    CHECK_EQ_INT(r.position, 99 * S);
     CHECK_EQ_INT(r.len, S);
+    CHECK_EQ_INT(log_read(l, 200, 1 << 20, false, &r), LOG_OK);
+    CHECK_EQ_INT(r.position, 66 * S);
+    CHECK_EQ_INT(r.first_batch_base, 198);
     /* max_bytes counts whole batches only. */
     CHECK_EQ_INT(log_read(l, 5, (int32_t)(2 * S), false, &r), LOG_OK);
     CHECK_EQ_INT(r.position, S);
     CHECK_EQ_INT(r.len, 2 * S);
     CHECK_EQ_INT(log_read(l, 5, (int32_t)(3 * S - 1), false, &r), LOG_OK);
     CHECK_EQ_INT(r.len, 2 * S);
+    for (int k = 1; k < 99; k += 7) {
+        CHECK_EQ_INT(log_read(l, 3 * k + 2, (int32_t)(37 * S + k), false, &r), LOG_OK);
+        CHECK_EQ_INT(r.position, k * S);
+        CHECK_EQ_INT(r.len, (k + 37 <= 100 ? 37 : 100 - k) * S);
+    }
     CHECK_EQ_INT(log_read(l, 5, 10, false, &r), LOG_OK);
     CHECK_EQ_INT(r.len, 0);
     CHECK_EQ_INT(r.fd, -1);
@@ -284,11 +292,19 @@ static void test_read(void)
     CHECK_EQ_INT(log_read(l, 5, 0, true, &r), LOG_OK);
     CHECK_EQ_INT(r.len, S);
     /* Log end and beyond. */
-    CHECK_EQ_INT(log_read(l, 30, 1 << 20, true, &r), LOG_OK);
+    CHECK_EQ_INT(log_read(l, 300, 1 << 20, true, &r), LOG_OK);
     CHECK_EQ_INT(r.len, 0);
-    CHECK_EQ_INT(log_read(l, 31, 1 << 20, true, &r), LOG_ERR_OUT_OF_RANGE);
+    CHECK_EQ_INT(log_read(l, 301, 1 << 20, true, &r), LOG_ERR_OUT_OF_RANGE);
     CHECK_EQ_INT(log_read(l, -1, 1 << 20, true, &r), LOG_ERR_OUT_OF_RANGE);
     log_close(l);
+}
+
+static void test_read(void)
+{
+    /* Without index entries, with one per batch, and with one every few batches. */
+    check_reads("read-0", 1 << 20);
+    check_reads("read-1", 0);
+    check_reads("read-2", 500);
 }
 
 static void test_roll_by_bytes(void)
@@ -795,6 +811,56 @@ static void test_index_rebuilt(void)
     free(ti);
 }
 
+static void test_garbage_files(void)
+{
+    /* Random bytes in every file: opening and reading must not crash, whatever the answer. */
+    char dir[512], path[600];
+    uint32_t seed = 12345;
+    for (int round = 0; round < 6; round++) {
+        snprintf(dir, sizeof(dir), "%s/garbage-%d", root, round);
+        CHECK_EQ_INT(mkdir(dir, 0755), 0);
+        static const int64_t bases[] = {0, 40, 90};
+        static const char *const exts[] = {".log", ".index", ".timeindex"};
+        for (int k = 0; k < 3; k++) {
+            for (int e = 0; e < 3; e++) {
+                seg_file(path, sizeof(path), dir, bases[k], exts[e]);
+                size_t n = (size_t)(round * 97 + k * 31 + e * 7) % 600;
+                if (e > 0)
+                    n -= n % (e == 1 ? 8 : 12); /* whole entries, so the contents get used */
+                uint8_t *junk = malloc(n + 1);
+                for (size_t i = 0; i < n; i++) {
+                    seed = seed * 1103515245u + 12345u;
+                    junk[i] = (uint8_t)(seed >> 16);
+                }
+                if (round % 2 && e == 0 && n >= 61) { /* plausible headers */
+                    be_put64(junk, (uint64_t)bases[k]);
+                    be_put32(junk + 8, (uint32_t)(n - 12));
+                    junk[16] = 2;
+                }
+                int fd = open(path, O_WRONLY | O_CREAT, 0644);
+                CHECK_EQ_INT(write(fd, junk, n), n);
+                close(fd);
+                free(junk);
+            }
+        }
+        log_config_t cfg = cfg_with(0, 0, -1);
+        log_t *l;
+        int rc = log_open(dir, &cfg, round < 3 ? 0 : INT64_MAX, -1, &l);
+        CHECK_EQ_INT(rc, LOG_OK);
+        if (rc != LOG_OK)
+            continue;
+        log_read_t r;
+        for (int64_t off = 0; off < 100; off += 3)
+            CHECK(log_read(l, off, 1000, true, &r) <= LOG_OK);
+        int64_t ts, o;
+        CHECK(log_max_timestamp(l, &ts, &o, &r) <= 1);
+        CHECK(log_find_timestamp(l, 0, &r) <= 1);
+        int64_t end = log_end_offset(l);
+        CHECK_EQ_INT(append1(l, 1, 5, 1, 0, 0), end);
+        log_close(l);
+    }
+}
+
 static void test_delete_records(void)
 {
     char dir[512], path[600];
@@ -1007,6 +1073,7 @@ int main(void)
     RUN_TEST(test_recovery);
     RUN_TEST(test_segments_with_gaps);
     RUN_TEST(test_index_rebuilt);
+    RUN_TEST(test_garbage_files);
     RUN_TEST(test_delete_records);
     RUN_TEST(test_truncate_to);
     RUN_TEST(test_flush_and_remove);
