@@ -47,7 +47,8 @@ int64_t index_lookup_position(int fd, int64_t entries, int64_t position, int32_t
 /* Largest entry whose timestamp is <= ts; same return convention. */
 int64_t timeindex_lookup(int fd, int64_t entries, int64_t ts, int64_t *timestamp,
                          int32_t *rel_offset);
-/* How many leading entries have a relative offset < rel_limit (for truncation), or a negative log_rc. */
+/* How many leading entries have a relative offset < rel_limit (for truncation), or a
+ * negative log_rc. */
 int64_t timeindex_count_below(int fd, int64_t entries, int64_t rel_limit);
 
 /* Cuts the file to `entries` entries. */

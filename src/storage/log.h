@@ -57,8 +57,8 @@ typedef struct log_read {
  * Recovery: every segment whose batches extend past `recovery_point` is scanned batch by batch
  * (header sanity, batchLength inside the file, magic 2, CRC-32C, offsets increasing); at the first
  * bad or torn batch it is truncated there (WARN with the bytes dropped) and any later segments are
- * deleted; the indexes of scanned segments are rebuilt. A segment whose .index/.timeindex is missing
- * or inconsistent is rebuilt the same way. `log_start_offset` (-1 if unknown) is clamped to
+ * deleted; the indexes of scanned segments are rebuilt. A segment whose .index/.timeindex is
+ * missing or inconsistent is rebuilt the same way. `log_start_offset` (-1 if unknown) is clamped to
  * [first segment base, log end]. Leftover `.deleted`/`.cleaned`/`.swap` files and index files
  * without a .log are removed. An empty directory gets one segment at max(0, log_start_offset). */
 int log_open(const char *dir, const log_config_t *cfg, int64_t recovery_point,
@@ -106,7 +106,8 @@ int log_find_timestamp(log_t *l, int64_t ts, log_read_t *out);
 int log_max_timestamp(log_t *l, int64_t *ts, int64_t *offset, log_read_t *batch);
 
 /* DeleteRecords: raises the log start offset to `offset` (<= log end, else LOG_ERR_OUT_OF_RANGE;
- * a lower value is a no-op) and deletes the segments lying entirely below it, never the active one. */
+ * a lower value is a no-op) and deletes the segments lying entirely below it, never the active
+ * one. */
 int log_delete_records(log_t *l, int64_t offset);
 
 /* Truncates so that log end <= offset (replication): drops every batch whose lastOffset >= offset;

@@ -173,7 +173,8 @@ static int open_all(const char *dir, segment_t *s, int log_flags, int idx_flags,
     static const char *const exts[3] = {".log", ".index", ".timeindex"};
     int *fds[3] = {&s->log_fd, &s->idx_fd, &s->tidx_fd};
     for (int i = 0; i < 3; i++) {
-        if (open_file(dir, s->base_offset, exts[i], i == 0 ? log_flags : idx_flags, fds[i]) != LOG_OK) {
+        int flags = i == 0 ? log_flags : idx_flags;
+        if (open_file(dir, s->base_offset, exts[i], flags, fds[i]) != LOG_OK) {
             int e = errno;
             if (!(quiet_missing && e == ENOENT))
                 LOG_ERROR("storage", "%s: open %020" PRId64 "%s: %s", dir, s->base_offset,
@@ -906,7 +907,8 @@ int segment_truncate_to(segment_t *s, int64_t offset)
     int64_t tkeep = timeindex_count_below(s->tidx_fd, s->tidx_entries, new_next - s->base_offset);
     if (tkeep < 0)
         return (int)tkeep;
-    if (index_truncate(s->idx_fd, keep) != LOG_OK || timeindex_truncate(s->tidx_fd, tkeep) != LOG_OK)
+    if (index_truncate(s->idx_fd, keep) != LOG_OK ||
+        timeindex_truncate(s->tidx_fd, tkeep) != LOG_OK)
         return LOG_ERR_IO;
     s->idx_entries = keep;
     s->idx_last_rel = keep > 0 ? io : -1;

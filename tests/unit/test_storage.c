@@ -224,7 +224,8 @@ static void test_append_assigns_offsets(void)
         const uint8_t *h = data + pos;
         CHECK_EQ_INT(rb_base_offset(h), want_base[i]);
         CHECK_EQ_INT(rb_leader_epoch(h), want_epoch[i]);
-        CHECK(rb_crc(h) == crc32c(h + RB_OFF_ATTRIBUTES, (size_t)rb_total_size(h) - RB_OFF_ATTRIBUTES));
+        CHECK(rb_crc(h) ==
+              crc32c(h + RB_OFF_ATTRIBUTES, (size_t)rb_total_size(h) - RB_OFF_ATTRIBUTES));
         pos += (size_t)rb_total_size(h);
         i++;
     }
@@ -327,7 +328,7 @@ static void test_roll_by_bytes(void)
     }
     CHECK(exists(strcat(strcpy(path, dir), "/00000000000000000009.log")));
     CHECK(exists(strcat(strcpy(path, dir), "/00000000000000000018.timeindex")));
-    /* The rolled segment's time index ends with its largest timestamp (batch 8: 5082, offset 26). */
+    /* A rolled segment's time index ends with its largest timestamp (batch 8: 5082, offset 26). */
     seg_file(path, sizeof(path), dir, 18, ".timeindex");
     size_t len;
     uint8_t *ti = slurp(path, &len);
@@ -735,7 +736,8 @@ static void test_segments_with_gaps(void)
     /* Leftovers that opening must remove. */
     static const char *const junk[] = {"00000000000000000000.log.deleted", "x.swap",
                                        "00000000000000000010.log.cleaned",
-                                       "00000000000000000077.index", "00000000000000000077.timeindex"};
+                                       "00000000000000000077.index",
+                                       "00000000000000000077.timeindex"};
     for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, junk[i]);
         fd = open(path, O_WRONLY | O_CREAT, 0644);
@@ -999,7 +1001,8 @@ static void test_checkpoint(void)
 {
     char path[600];
     pdir(path, sizeof(path), "recovery-point-offset-checkpoint");
-    checkpoint_entry_t in[3] = {{"orders", 0, 42}, {"orders", 11, 0}, {"__consumer_offsets", 7, 9000000000LL}};
+    checkpoint_entry_t in[3] = {
+        {"orders", 0, 42}, {"orders", 11, 0}, {"__consumer_offsets", 7, 9000000000LL}};
     CHECK_EQ_INT(checkpoint_write(path, in, 3), LOG_OK);
     size_t len;
     uint8_t *text = slurp(path, &len);
