@@ -42,6 +42,10 @@ $(BA)/librunnel.a: $(LIB_OBJ_A)
 $(B)/runnel-server: $(B)/obj/src/server/main.o $(B)/librunnel.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
+# The broker under ASan+UBSan, for running the integration suite against it.
+$(BA)/runnel-server: $(BA)/obj/src/server/main.o $(BA)/librunnel.a
+	$(CC) $(SAN) -o $@ $^ $(LIBS)
+
 $(B)/tests/%: tests/unit/%.c tests/unit/test.h $(B)/librunnel.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -Itests/unit -o $@ $< $(B)/librunnel.a $(LIBS)
