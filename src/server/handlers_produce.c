@@ -2,13 +2,13 @@
  * handlers_produce.c - Produce.
  *
  * Each partition's batches are validated as a whole before any is appended
- * (a bad batch fails the partition, nothing of it is written). The header and
- * CRC of every batch are checked; uncompressed batches are also walked record
- * by record. Compressed batches are only decompressed when the broker must
- * look inside: a compacted topic (keys are required) or a topic codec that
- * differs from the producer's (recompression). LogAppendTime rewrites the
- * batch's max timestamp and CRC in place. Everything else is stored exactly
- * as received, with offsets assigned in place by the log.
+ * (a bad batch fails the partition, nothing of it is written): header, CRC,
+ * and every record, decompressing compressed batches into a scratch buffer
+ * as Kafka does, so a batch no consumer could read is never stored. A topic
+ * codec that differs from the producer's rebuilds the batch (recompression);
+ * LogAppendTime rewrites the batch's max timestamp and CRC in place.
+ * Everything else is stored exactly as received, with offsets assigned in
+ * place by the log.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -77,9 +77,8 @@ static produce_result_t produce_partition(request_t *req, topic_t *tp, partition
             res.message = e == KERR_CORRUPT_MESSAGE ? "record batch CRC mismatch" : "invalid record batch";
             return res;
         }
-        int codec = rb_codec(batch);
-        bool needs_recompress = s->compression >= 0 && s->compression != codec;
-        if (codec == COMPRESS_NONE || s->compact || needs_recompress) {
+        bool needs_recompress = s->compression >= 0 && s->compression != rb_codec(batch);
+        {
             rb_summary_t sum;
             scratch->len = 0;
             rb_err_t ve = rb_validate(batch, (size_t)size, scratch, PRODUCE_MAX_DECOMPRESSED, &sum);
