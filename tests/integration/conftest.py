@@ -175,6 +175,11 @@ class Broker:
     def cleanup(self):
         if self.proc is not None:
             self.kill9()
+        try:  # cached admin clients would keep reconnecting to the dead port
+            import helpers
+            helpers.drop_admin(self.bootstrap)
+        except ImportError:
+            pass
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

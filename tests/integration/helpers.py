@@ -171,8 +171,20 @@ def consume_confluent(bootstrap, topic, partition=0, offset=ck.OFFSET_BEGINNING,
     return got
 
 
+_ADMINS = {}
+
+
 def admin(bootstrap):
-    return AdminClient(confluent_conf(bootstrap))
+    """One AdminClient per bootstrap, kept alive: a client dropped while its
+    futures are pending fails them with _DESTROY."""
+    a = _ADMINS.get(bootstrap)
+    if a is None:
+        a = _ADMINS[bootstrap] = AdminClient(confluent_conf(bootstrap))
+    return a
+
+
+def drop_admin(bootstrap):
+    _ADMINS.pop(bootstrap, None)
 
 
 def wait_futures(fs, timeout=20.0):
@@ -206,8 +218,9 @@ def create_topic(bootstrap, name, partitions=1, config=None, timeout=20.0):
 def topic_partitions(bootstrap, name):
     """Number of partitions Metadata reports for a topic (None if absent)."""
     with kafka_raw.Conn.to(bootstrap) as c:
-        md = kafka_raw.parse_metadata(c.request(kafka_raw.METADATA, 1,
-                                                kafka_raw.metadata_body(1, [name])), 1)
+        # v4+ with allow_auto_topic_creation=false: v0-v3 would create the topic
+        md = kafka_raw.parse_metadata(c.request(kafka_raw.METADATA, 4,
+                                                kafka_raw.metadata_body(4, [name], False)), 4)
     t = md['topics'].get(name)
     if t is None or t[0] != 0:
         return None

@@ -372,6 +372,9 @@ def parse_api_versions(r, version):
         rr.tags()
         return k, (lo, hi)
     keys = dict(r.array(one))
+    if version >= 1:
+        r.int32()  # throttle
+    r.tags()
     return err, keys
 
 

@@ -45,6 +45,19 @@ def test_raw_fetch_empty_partition(broker, topic):
         assert p['records'] is not None and p['records'] == b'', p['records']
 
 
+def test_raw_fetch_min_bytes_not_reached_returns_data_after_max_wait(broker, topic):
+    create_topic(broker.bootstrap, topic)
+    recs = make_records(2, 'minb')
+    produce_confluent(broker.bootstrap, topic, recs)
+    with kr.Conn.to(broker.bootstrap, timeout=20) as c:
+        p = kr.parse_fetch(c.request(kr.FETCH, 5, kr.fetch_body(
+            topic, 0, 0, max_wait_ms=300, min_bytes=10 * 1024 * 1024)))[(topic, 0)]
+    assert p['error'] == 0 and p['high_watermark'] == 2
+    got = [x for b in kr.parse_batches(p['records']) for x in b.records()]
+    assert [(x['offset'], x['key'], x['value']) for x in got] == \
+        [(i, r['key'], r['value']) for i, r in enumerate(recs)]
+
+
 def test_consumer_long_poll_receives_later_record(broker, topic):
     create_topic(broker.bootstrap, topic)
     recs = make_records(3, 'later')

@@ -73,16 +73,31 @@ def test_partition_directory_layout(start_broker):
     # the .log holds the batches exactly as served by Fetch
     assert [x.raw for x in raw_fetch_batches(b.bootstrap, t)] == [x.raw for x in batches]
     assert os.path.isfile(os.path.join(b.data_dir, 'meta.properties'))
-    # checkpoints after a clean shutdown
     b.stop()
-    rp = read_checkpoint(os.path.join(b.data_dir, 'recovery-point-offset-checkpoint'))
-    assert rp[(t, 0)] == 30 and rp[(t, 1)] == 0
-    for name in ('log-start-offset-checkpoint', 'replication-offset-checkpoint'):
-        read_checkpoint(os.path.join(b.data_dir, name))
-    for name in ('leader-epoch-checkpoint', 'partition.metadata'):
-        assert os.path.isfile(os.path.join(pdir, name)), name
     b.start()
     assert_records(consume_confluent(b.bootstrap, t, count=30), recs)
+
+
+CHECKPOINTS = ['recovery-point-offset-checkpoint', 'log-start-offset-checkpoint',
+               'replication-offset-checkpoint']
+
+
+@pytest.mark.parametrize('name', CHECKPOINTS + ['leader-epoch-checkpoint', 'partition.metadata'])
+def test_checkpoint_files_after_clean_shutdown(start_broker, name):
+    b = start_broker()
+    t = unique_topic('ckpt')
+    create_topic(b.bootstrap, t, partitions=2)
+    produce_confluent(b.bootstrap, t, make_records(30, 'ck'))
+    b.stop()
+    if name in CHECKPOINTS:
+        entries = read_checkpoint(os.path.join(b.data_dir, name))
+        if name == 'recovery-point-offset-checkpoint':
+            assert entries[(t, 0)] == 30 and entries[(t, 1)] == 0
+        if name == 'replication-offset-checkpoint':  # high watermarks
+            assert entries[(t, 0)] == 30 and entries[(t, 1)] == 0
+    else:
+        for p in (0, 1):
+            assert os.path.isfile(os.path.join(b.partition_dir(t, p), name))
 
 
 def test_segment_roll_by_size(broker, topic):
