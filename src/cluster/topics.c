@@ -289,6 +289,29 @@ static int pick_log_dir(topics_t *t)
     return best;
 }
 
+/* Kafka's per-partition files: partition.metadata (the topic id, so a
+ * directory can be matched to its topic) and leader-epoch-checkpoint (a single
+ * node leads every partition at epoch 0 from the start of its log). */
+static void partition_write_metadata_files(topic_t *tp, partition_t *p)
+{
+    char path[PATH_MAX], text[128], id[23];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/partition.metadata", p->dir);
+    if (stat(path, &st) == -1) {
+        topics_uuid_to_string(&tp->id, id);
+        int n = snprintf(text, sizeof(text), "version: 0\ntopic_id: %s\n", id);
+        if (fs_write_atomic(path, text, (size_t)n) != 0)
+            LOG_WARN("storage", "cannot write %s: %s", path, strerror(errno));
+    }
+    snprintf(path, sizeof(path), "%s/leader-epoch-checkpoint", p->dir);
+    if (stat(path, &st) == -1) {
+        int n = snprintf(text, sizeof(text), "0\n1\n%d %lld\n", p->leader_epoch,
+                         (long long)log_start_offset(p->log));
+        if (fs_write_atomic(path, text, (size_t)n) != 0)
+            LOG_WARN("storage", "cannot write %s: %s", path, strerror(errno));
+    }
+}
+
 static partition_t *partition_open(topics_t *t, topic_t *tp, int32_t index, offsets_map_t *offs,
                                    char *err, size_t errlen)
 {
@@ -329,6 +352,7 @@ static partition_t *partition_open(topics_t *t, topic_t *tp, int32_t index, offs
         return NULL;
     }
     t->dir_partition_count[p->log_dir_index]++;
+    partition_write_metadata_files(tp, p);
     return p;
 }
 
@@ -718,6 +742,15 @@ void topics_write_checkpoints(topics_t *t)
         if (checkpoint_write(path, c.rec, c.n) != 0)
             LOG_ERROR("storage", "cannot write %s: %s", path, strerror(errno));
         snprintf(path, sizeof(path), "%s/log-start-offset-checkpoint", t->opt.log_dirs[i]);
+        if (checkpoint_write(path, c.start, c.n) != 0)
+            LOG_ERROR("storage", "cannot write %s: %s", path, strerror(errno));
+        /* High watermarks: on a single node the log end. The array is reused. */
+        for (size_t k = 0; k < c.n; k++) {
+            topic_t *tp = topics_find(t, c.start[k].topic, strlen(c.start[k].topic));
+            partition_t *p = topics_partition(tp, c.start[k].partition);
+            c.start[k].offset = p ? log_end_offset(p->log) : 0;
+        }
+        snprintf(path, sizeof(path), "%s/replication-offset-checkpoint", t->opt.log_dirs[i]);
         if (checkpoint_write(path, c.start, c.n) != 0)
             LOG_ERROR("storage", "cannot write %s: %s", path, strerror(errno));
         free(c.rec);

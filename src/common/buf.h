@@ -63,8 +63,9 @@ typedef struct rd {
 
 static inline void rd_init(rd_t *r, const void *p, size_t n)
 {
-    r->p = (const uint8_t *)p;
-    r->end = r->p + n;
+    /* An empty buffer may have no storage: NULL + 0 is undefined in C. */
+    r->p = p ? (const uint8_t *)p : (const uint8_t *)"";
+    r->end = r->p + (p ? n : 0);
     r->err = false;
 }
 static inline size_t rd_left(const rd_t *r) { return (size_t)(r->end - r->p); }

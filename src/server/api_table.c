@@ -6,7 +6,8 @@
  * disables compression when v0 is missing (batches below magic 2 are refused
  * per partition); Fetch from 4, the first version that carries magic-2
  * batches with the aborted-transactions field; ListOffsets from 0 (v0's
- * OldStyleOffsets answer is cheap to give).
+ * OldStyleOffsets answer is cheap to give). FindCoordinator is advertised
+ * because librdkafka enables LZ4 only for brokers that have it.
  */
 #include "server/broker.h"
 
@@ -15,6 +16,7 @@ static const api_handler_t api_handlers[] = {
     {1, 4, 17, handle_fetch},
     {2, 0, 10, handle_list_offsets},
     {3, 0, 12, handle_metadata},
+    {10, 0, 6, handle_find_coordinator},
     {18, 0, 4, handle_api_versions},
     {19, 0, 7, handle_create_topics},
     {20, 0, 6, handle_delete_topics},

@@ -102,6 +102,7 @@ void handle_describe_configs(request_t *req);
 void handle_alter_configs(request_t *req);
 void handle_incremental_alter_configs(request_t *req);
 void handle_describe_cluster(request_t *req);
+void handle_find_coordinator(request_t *req);
 void handle_describe_log_dirs(request_t *req);
 void handle_delete_records(request_t *req);
 

@@ -58,6 +58,7 @@ static produce_result_t produce_partition(request_t *req, topic_t *tp, partition
     size_t len = (size_t)rec->len;
     const topic_settings_t *s = &tp->settings;
     bool recompress = false;
+    int nbatches = 0;
     for (size_t pos = 0; pos < len;) {
         int64_t size = rb_next_batch_size(data + pos, len - pos);
         if (size <= 0) {
@@ -66,6 +67,12 @@ static produce_result_t produce_partition(request_t *req, topic_t *tp, partition
             return res;
         }
         uint8_t *batch = data + pos;
+        if (++nbatches > 1) {
+            /* Kafka's rule for magic 2: one batch per partition per request. */
+            res.error = KERR_INVALID_RECORD;
+            res.message = "produce requests may only contain exactly one record batch per partition";
+            return res;
+        }
         if (size > s->max_message_bytes) {
             res.error = KERR_MESSAGE_TOO_LARGE;
             res.message = "record batch is larger than max.message.bytes";
