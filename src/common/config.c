@@ -9,6 +9,7 @@
  * hand out a stable pointer without formatting anything.
  */
 #include "common/config.h"
+#include "common/fsutil.h"
 
 #include "common/buf.h"
 #include "common/logger.h"
@@ -1509,43 +1510,6 @@ void topic_config_foreach_override(const topic_config_t *t,
 
 /* ---- persistence ------------------------------------------------------------------ */
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w == -1) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int fsync_dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (dir == NULL) {
-        errno = ENOMEM;
-        return -1;
-    }
-    int fd;
-    do {
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    } while (fd == -1 && errno == EINTR);
-    free(dir);
-    if (fd == -1)
-        return -1;
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc == -1 ? -1 : 0;
-}
-
 int topic_config_save(const topic_config_t *t, const char *path)
 {
     buf_t out;
@@ -1554,51 +1518,16 @@ int topic_config_save(const topic_config_t *t, const char *path)
     buf_put(&out, header, sizeof(header) - 1);
     for (size_t i = 0; t && i < t->n; i++)
         properties_write_entry(&out, t->e[i].key, t->e[i].value);
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    if (out.oom || tmp == NULL) {
+    if (out.oom) {
         buf_free(&out);
-        free(tmp);
         errno = ENOMEM;
         return -1;
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-
-    int fd, e;
-    do {
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    } while (fd == -1 && errno == EINTR);
-    if (fd == -1)
-        goto fail;
-    if (write_all(fd, out.data, out.len) != 0 || fsync(fd) == -1) {
-        e = errno;
-        close(fd);
-        unlink(tmp);
-        errno = e;
-        goto fail;
-    }
-    if (close(fd) == -1) {
-        e = errno;
-        unlink(tmp);
-        errno = e;
-        goto fail;
-    }
-    if (rename(tmp, path) == -1) {
-        e = errno;
-        unlink(tmp);
-        errno = e;
-        goto fail;
-    }
+    int rc = fs_write_atomic(path, out.data, out.len);
+    int e = errno;
     buf_free(&out);
-    free(tmp);
-    return fsync_dir_of(path);
-fail:
-    e = errno;
-    buf_free(&out);
-    free(tmp);
     errno = e;
-    return -1;
+    return rc;
 }
 
 struct topic_load_ctx {

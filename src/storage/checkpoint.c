@@ -19,59 +19,10 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/fsutil.h"
 #include "common/logger.h"
 
 #define CHECKPOINT_MAX_BYTES (64 * 1024 * 1024)
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w == -1) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int fsync_fd(int fd)
-{
-    while (fsync(fd) == -1) {
-        if (errno != EINTR)
-            return -1;
-    }
-    return 0;
-}
-
-static int fsync_parent(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash) {
-        strcpy(dir, ".");
-    } else {
-        size_t n = (size_t)(slash - path);
-        if (n == 0)
-            n = 1; /* the root directory */
-        if (n >= sizeof(dir))
-            return -1;
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
-    int fd;
-    do {
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    } while (fd == -1 && errno == EINTR);
-    if (fd == -1)
-        return -1;
-    int rc = fsync_fd(fd);
-    (void)close(fd);
-    return rc;
-}
 
 static bool topic_ok(const char *t)
 {
@@ -106,39 +57,11 @@ int checkpoint_write(const char *path, const checkpoint_entry_t *entries, size_t
         buf_free(&b);
         return LOG_ERR_IO;
     }
-    char tmp[4096];
-    len = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    if (len < 0 || (size_t)len >= sizeof(tmp)) {
-        buf_free(&b);
-        return LOG_ERR_INVALID;
-    }
-    int fd;
-    do {
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    } while (fd == -1 && errno == EINTR);
-    if (fd == -1) {
-        LOG_ERROR("storage", "checkpoint %s: %s", tmp, strerror(errno));
-        buf_free(&b);
-        return LOG_ERR_IO;
-    }
-    int failed = write_all(fd, b.data, b.len) == -1 || fsync_fd(fd) == -1;
+    int rc = fs_write_atomic(path, b.data, b.len);
     int e = errno;
     buf_free(&b);
-    if (close(fd) == -1 && !failed && errno != EINTR) {
-        failed = 1;
-        e = errno;
-    }
-    if (!failed && rename(tmp, path) == -1) {
-        failed = 1;
-        e = errno;
-    }
-    if (failed) {
+    if (rc != 0) {
         LOG_ERROR("storage", "checkpoint %s: %s", path, strerror(e));
-        (void)unlink(tmp);
-        return LOG_ERR_IO;
-    }
-    if (fsync_parent(path) == -1) {
-        LOG_ERROR("storage", "checkpoint %s: directory fsync: %s", path, strerror(errno));
         return LOG_ERR_IO;
     }
     return LOG_OK;
