@@ -20,8 +20,13 @@ LIB_OBJ_A = $(LIB_SRC:%.c=$(BA)/obj/%.o)
 UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 UNIT_BIN_A = $(UNIT_SRC:tests/unit/%.c=$(BA)/tests/%)
 
-.PHONY: all unit unit-plain unit-asan fuzz clean
-all: $(B)/runnel-server
+.PHONY: all unit unit-plain unit-asan fuzz bench clean
+# The runnel command-line tool, on librdkafka.
+CLI_SRC = $(wildcard src/cli/*.c)
+all: $(B)/runnel-server $(if $(CLI_SRC),$(B)/runnel)
+
+$(B)/runnel: $(CLI_SRC:%.c=$(B)/obj/%.o) $(B)/librunnel.a
+	$(CC) $(CFLAGS) -o $@ $^ -lrdkafka $(LIBS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -76,6 +81,10 @@ fuzz: $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 	    tests/fuzz/seeds 2>$(B)/fuzz/$$(basename $$f).log || { tail -50 $(B)/fuzz/$$(basename $$f).log; exit 1; }; \
 	  grep -E 'stat::number_of_executed_units' $(B)/fuzz/$$(basename $$f).log; \
 	done
+
+# Benchmarks (not tests): see bench/README.md.
+bench: all
+	bench/run.sh
 
 clean:
 	rm -rf $(B)
