@@ -98,6 +98,8 @@ def test_done_when_scenario(start_broker):
         c.close()
     assert expected == N
     rss_end = rss_kib(b.proc.pid)
+    print('records %d, data %d KiB, RSS KiB: start %d after-produce %d restart %d end %d'
+          % (N, data_kib, rss_start, rss_after_produce, rss_restart, rss_end))
     # memory must not follow data volume: allow half of it, at least 48 MiB of slack
     allowance = max(data_kib // 2, 48 * 1024)
     assert rss_after_produce - rss_start < allowance, \

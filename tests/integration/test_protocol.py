@@ -238,3 +238,31 @@ def test_auto_create_disabled(start_broker):
     assert topic_partitions(b.bootstrap, t) is None
     # explicit creation still works
     create_topic(b.bootstrap, t, partitions=2)
+
+
+def test_request_sent_byte_by_byte(broker):
+    """Frames arriving in tiny pieces are reassembled."""
+    with kr.Conn.to(broker.bootstrap) as c:
+        body = kr.metadata_body(1, None)
+        payload = c.header(kr.METADATA, 1, 99, False) + body
+        frame = len(payload).to_bytes(4, 'big') + payload
+        for i in range(len(frame)):
+            c.send_raw(frame[i:i + 1])
+        corr, r = c.recv()
+        assert corr == 99
+        md = kr.parse_metadata(r, 1)
+        assert [b[0] for b in md['brokers']] == [0]
+
+
+def test_many_concurrent_connections(broker):
+    conns = [kr.Conn.to(broker.bootstrap) for _ in range(200)]
+    try:
+        for i, c in enumerate(conns):
+            c.send(kr.API_VERSIONS, i % 3, b'', corr=i)
+        for i, c in enumerate(conns):
+            corr, r = c.recv()
+            assert corr == i
+            assert kr.parse_api_versions(r, i % 3)[0] == 0
+    finally:
+        for c in conns:
+            c.close()

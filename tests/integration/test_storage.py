@@ -4,6 +4,7 @@ middle of a run) keeping every record and offset, torn-tail recovery."""
 
 import os
 import re
+import struct
 import time
 
 import pytest
@@ -147,6 +148,19 @@ def test_segment_roll_by_time(broker, topic):
     assert_records(consume_confluent(broker.bootstrap, topic, count=3), recs)
 
 
+def test_segment_roll_by_broker_log_roll_ms(start_broker):
+    b = start_broker(log__roll__ms=1000)
+    t = unique_topic('rollms')
+    create_topic(b.bootstrap, t)
+    r1 = make_records(1, 'rollms1', base_ts=int(time.time() * 1000))
+    produce_confluent(b.bootstrap, t, r1)
+    time.sleep(1.6)  # the point of the test: let log.roll.ms pass
+    r2 = make_records(2, 'rollms2', base_ts=int(time.time() * 1000))
+    produce_confluent(b.bootstrap, t, r2)
+    assert segments(b.partition_dir(t, 0))[:2] == [0, 1]
+    assert_records(consume_confluent(b.bootstrap, t, count=3), r1 + r2)
+
+
 def test_restart_keeps_everything(start_broker):
     b = start_broker()
     t = unique_topic('restart')
@@ -243,3 +257,95 @@ def test_torn_tail_is_truncated_on_recovery(start_broker, tail):
     assert sum(len(x.raw) for x in batches) == len(data)
     assert len(data) > good_size
     assert all(x.crc_ok() for x in batches)
+
+
+def read_offset_index(path, base):
+    """[(absolute offset, position)] up to the first empty (preallocated) slot."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    assert len(data) % 8 == 0, 'index size %d not a multiple of 8' % len(data)
+    out = []
+    for i in range(0, len(data), 8):
+        rel, pos = struct.unpack_from('>ii', data, i)
+        if i > 0 and rel == 0 and pos == 0:
+            break
+        out.append((base + rel, pos))
+    return out, len(data)
+
+
+def read_time_index(path, base):
+    with open(path, 'rb') as f:
+        data = f.read()
+    assert len(data) % 12 == 0, 'timeindex size %d not a multiple of 12' % len(data)
+    out = []
+    for i in range(0, len(data), 12):
+        ts, rel = struct.unpack_from('>qi', data, i)
+        if ts == 0 and rel == 0:
+            break
+        out.append((ts, base + rel))
+    return out, len(data)
+
+
+def test_index_files_match_log_and_survive_restart(start_broker):
+    """Sparse .index entries point at batch starts in the .log, .timeindex
+    entries are ordered, rolled segments' indexes are trimmed; after a
+    restart every segment still serves reads and timestamp lookups."""
+    import confluent_kafka as ck
+    b = start_broker()
+    t = unique_topic('idx')
+    create_topic(b.bootstrap, t, config={'segment.bytes': '1048576'})
+    base_ts = int(time.time() * 1000) - 3600 * 1000
+    recs = make_records(600, 'idx', value_size=3000, base_ts=base_ts, ts_step=7)
+    for i in range(0, 600, 100):
+        produce_confluent(b.bootstrap, t, recs[i:i + 100],
+                          conf={'linger.ms': 20, 'batch.num.messages': 5})
+    pdir = b.partition_dir(t, 0)
+    bases = segments(pdir)
+    assert len(bases) >= 2
+
+    def check_indexes():
+        for n, base in enumerate(bases):
+            data = read_log(pdir, base)
+            batches = kr.parse_batches(data, allow_partial=False)
+            starts = {}
+            pos = 0
+            for x in batches:
+                starts[pos] = x
+                pos += x.size
+            entries, size = read_offset_index(seg_path(pdir, base, 'index'), base)
+            if len(data) > 3 * 4096:
+                assert entries, 'segment %d (%d bytes) has no index entries' % (base, len(data))
+            prev = (-1, -1)
+            for off, p in entries:
+                assert p in starts, 'index entry (%d, %d) not at a batch start' % (off, p)
+                x = starts[p]
+                assert x.base_offset <= off <= x.base_offset + x.last_offset_delta, (off, p)
+                assert off > prev[0] and p > prev[1]
+                prev = (off, p)
+            if n < len(bases) - 1:
+                assert size == 8 * len(entries), 'rolled segment index not trimmed'
+            tentries, tsize = read_time_index(seg_path(pdir, base, 'timeindex'), base)
+            last = bases[n + 1] if n + 1 < len(bases) else 600
+            prev_ts = -1
+            for ts, off in tentries:
+                assert base <= off < last
+                assert ts >= prev_ts
+                prev_ts = ts
+                assert ts == max(r['timestamp'] for r in recs[base:off + 1]), (ts, off)
+            if n < len(bases) - 1:
+                assert tsize == 12 * len(tentries), 'rolled segment timeindex not trimmed'
+
+    check_indexes()
+    b.restart()
+    check_indexes()
+    c = ck.Consumer({'bootstrap.servers': b.bootstrap, 'group.id': 'idx',
+                     'enable.auto.commit': False})
+    try:
+        for i in (0, 1, 99, bases[1], bases[1] + 3, bases[-1] - 1, 599):
+            res = c.offsets_for_times([ck.TopicPartition(t, 0, recs[i]['timestamp'])], timeout=10)
+            assert res[0].offset == i, (i, res[0].offset)
+    finally:
+        c.close()
+    for start in (bases[1] - 1, bases[-1] + 2):
+        assert_records(consume_confluent(b.bootstrap, t, offset=start, count=600 - start),
+                       recs[start:], first_offset=start)
