@@ -935,3 +935,143 @@ def parse_delete_topics(r, version=1):
         name, err = r.string(), r.int16()
         out[name] = err
     return out
+
+
+# ---------------------------------------------------------------- any-version Produce / Fetch
+
+def produce_body_any(version, topic, partitions, acks=-1, timeout_ms=5000):
+    """Produce v3..v11; partitions: [(index, records bytes)]. v9+ flexible."""
+    w = Writer(version >= 9)
+    w.string(None).int16(acks).int32(timeout_ms)
+
+    def t(wr, _):
+        wr.string(topic)
+
+        def p(wp, pr):
+            wp.int32(pr[0]).bytes_(pr[1]).tags()
+        wr.array(partitions, p)
+        wr.tags()
+    w.array([0], t)
+    w.tags()
+    return w.getvalue()
+
+
+def parse_produce_any(r, version):
+    r.flexible = version >= 9
+    out = {}
+
+    def t(rr):
+        name = rr.string()
+
+        def p(x):
+            idx = x.int32()
+            d = {'error': x.int16(), 'base_offset': x.int64()}
+            if version >= 2:
+                d['log_append_time'] = x.int64()
+            if version >= 5:
+                d['log_start_offset'] = x.int64()
+            if version >= 8:
+                x.array(lambda y: (y.int32(), y.string(), y.tags()))
+                d['error_message'] = x.string()
+            x.tags()
+            out[(name, idx)] = d
+        rr.array(p)
+        rr.tags()
+    r.array(t)
+    if version >= 1:
+        r.int32()
+    r.tags()
+    return out
+
+
+def fetch_body_any(version, topic, partitions, max_wait_ms=0, min_bytes=1,
+                   max_bytes=0x7fffffff, topic_id=None, session_id=0, session_epoch=-1):
+    """Fetch v4..v17; partitions: [(partition, offset, partition_max_bytes)].
+    v13+ names the topic by topic_id (16 bytes)."""
+    w = Writer(version >= 12)
+    if version <= 14:
+        w.int32(-1)
+    w.int32(max_wait_ms).int32(min_bytes).int32(max_bytes).int8(0)
+    if version >= 7:
+        w.int32(session_id).int32(session_epoch)
+
+    def t(wr, _):
+        if version >= 13:
+            wr.raw(topic_id)
+        else:
+            wr.string(topic)
+
+        def p(wp, pr):
+            wp.int32(pr[0])
+            if version >= 9:
+                wp.int32(-1)
+            wp.int64(pr[1])
+            if version >= 12:
+                wp.int32(-1)
+            if version >= 5:
+                wp.int64(-1)
+            wp.int32(pr[2]).tags()
+        wr.array(partitions, p)
+        wr.tags()
+    w.array([0], t)
+    if version >= 7:
+        w.array([], None)
+    if version >= 11:
+        w.string('')
+    w.tags()
+    return w.getvalue()
+
+
+def parse_fetch_any(r, version):
+    """Returns (top error, session id, {(topic name or topic id, partition): dict})."""
+    r.flexible = version >= 12
+    r.int32()
+    top_err, session = 0, 0
+    if version >= 7:
+        top_err, session = r.int16(), r.int32()
+    out = {}
+
+    def t(rr):
+        name = rr.take(16) if version >= 13 else rr.string()
+
+        def p(x):
+            idx = x.int32()
+            d = {'error': x.int16(), 'high_watermark': x.int64(),
+                 'last_stable_offset': x.int64()}
+            if version >= 5:
+                d['log_start_offset'] = x.int64()
+            x.array(lambda y: (y.int64(), y.int64(), y.tags()))
+            if version >= 11:
+                d['preferred_read_replica'] = x.int32()
+            d['records'] = x.bytes_()
+            d['tags'] = x.tags()
+            out[(name, idx)] = d
+        rr.array(p)
+        rr.tags()
+    r.array(t)
+    r.tags()
+    return top_err, session, out
+
+
+def metadata_topic_id(conn, topic, version=10):
+    """The topic's 16-byte id from Metadata v10+ (flexible)."""
+    body = metadata_body(version, [topic], False)
+    r = conn.request(METADATA, version, body, flexible=True)
+    r.flexible = True
+    r.int32()
+    r.array(lambda x: (x.int32(), x.string(), x.int32(), x.string(), x.tags()))
+    r.string()
+    r.int32()
+    found = {}
+
+    def t(rr):
+        err, name, tid = rr.int16(), rr.string(), rr.take(16)
+        rr.bool()
+        rr.array(lambda x: (x.int16(), x.int32(), x.int32(), x.int32(),
+                            x.array(lambda y: y.int32()), x.array(lambda y: y.int32()),
+                            x.array(lambda y: y.int32()), x.tags()))
+        rr.int32()
+        rr.tags()
+        found[name] = (err, tid)
+    r.array(t)
+    return found[topic]

@@ -167,3 +167,71 @@ def test_empty_partition_consumes_nothing(broker, topic):
     assert consume_kcat(broker.bootstrap, topic) == []
     assert watermarks(broker.bootstrap, topic) == (0, 0)
 
+
+
+def _advertised(bootstrap, key):
+    with kr.Conn.to(bootstrap) as c:
+        return kr.parse_api_versions(c.request(kr.API_VERSIONS, 0, b''), 0)[1][key]
+
+
+def test_raw_produce_and_fetch_every_version(broker, topic):
+    """Every advertised Produce (from v3) and Fetch version, flexible ones
+    included (Fetch v13+ by topic id, as the Java client sends)."""
+    create_topic(broker.bootstrap, topic)
+    plo, phi = _advertised(broker.bootstrap, kr.PRODUCE)
+    flo, fhi = _advertised(broker.bootstrap, kr.FETCH)
+    assert phi >= 9 and fhi >= 12, 'flexible Produce/Fetch versions must be served'
+    ts = now_ms() - 1000
+    sent = []
+    with kr.Conn.to(broker.bootstrap) as c:
+        for v in range(max(plo, 3), phi + 1):
+            recs = [(b'v%d-k%d' % (v, j), b'v%d-val%d' % (v, j), [('ver', b'%d' % v)], ts + v)
+                    for j in range(2)]
+            batch = kr.build_batch(recs, base_timestamp=ts + v)
+            r = c.request(kr.PRODUCE, v, kr.produce_body_any(v, topic, [(0, batch)], acks=1),
+                          flexible=v >= 9)
+            res = kr.parse_produce_any(r, v)[(topic, 0)]
+            assert r.remaining() == 0, 'trailing bytes in Produce v%d response' % v
+            assert (res['error'], res['base_offset']) == (0, len(sent)), (v, res)
+            sent += recs
+        tid = None
+        if fhi >= 13:
+            err, tid = kr.metadata_topic_id(c, topic)
+            assert err == 0 and tid != b'\0' * 16, 'topic id missing from Metadata v10'
+        for v in range(max(flo, 4), fhi + 1):
+            r = c.request(kr.FETCH, v, kr.fetch_body_any(v, topic, [(0, 0, 1048576)], topic_id=tid),
+                          flexible=v >= 12)
+            top, session, parts = kr.parse_fetch_any(r, v)
+            assert r.remaining() == 0, 'trailing bytes in Fetch v%d response' % v
+            assert top == 0 and session == 0, (v, top, session)
+            p = parts[(tid if v >= 13 else topic, 0)]
+            assert p['error'] == 0 and p['high_watermark'] == len(sent), (v, p['error'])
+            got = [x for b in kr.parse_batches(p['records']) for x in b.records()]
+            assert [(x['offset'], x['key'], x['value'], x['headers'], x['timestamp'])
+                    for x in got] == [(i, k, val, h, t) for i, (k, val, h, t) in enumerate(sent)], v
+        if fhi >= 13:
+            r = c.request(kr.FETCH, 13, kr.fetch_body_any(13, topic, [(0, 0, 1048576)],
+                                                          topic_id=b'\x07' * 16), flexible=True)
+            top, _, parts = kr.parse_fetch_any(r, 13)
+            errs = {p['error'] for p in parts.values()} | {top}
+            assert 100 in errs, 'unknown topic id: expected UNKNOWN_TOPIC_ID (100), got %s' % errs
+
+
+def test_raw_fetch_response_max_bytes_across_partitions(broker, topic):
+    """Response-level max_bytes: the first partition with data returns one
+    whole batch even over the limit; the next gets nothing this time."""
+    create_topic(broker.bootstrap, topic, partitions=2)
+    for p in (0, 1):
+        recs = make_records(6, 'mb%d' % p, value_size=800)
+        for r in recs:
+            r['partition'] = p
+        produce_confluent(broker.bootstrap, topic, recs, conf={'linger.ms': 50})
+    with kr.Conn.to(broker.bootstrap) as c:
+        r = c.request(kr.FETCH, 11, kr.fetch_body_any(11, topic, [(0, 0, 1048576), (1, 0, 1048576)],
+                                                      max_bytes=1))
+        _, _, parts = kr.parse_fetch_any(r, 11)
+    b0 = kr.parse_batches(parts[(topic, 0)]['records'])
+    assert len(b0) == 1 and len(parts[(topic, 0)]['records']) == b0[0].size
+    assert b0[0].base_offset == 0
+    assert parts[(topic, 1)]['error'] == 0
+    assert not parts[(topic, 1)]['records'], 'second partition got data past max_bytes'
