@@ -24,7 +24,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, '..', '..'))
-SERVER = os.environ.get('RUNNEL_SERVER', os.path.join(REPO, 'build', 'runnel-server'))
+SERVER = os.path.abspath(os.environ.get('RUNNEL_SERVER', os.path.join(REPO, 'build', 'runnel-server')))
 EXTERNAL = os.environ.get('RUNNEL_BOOTSTRAP')
 
 START_DEADLINE = 20.0
