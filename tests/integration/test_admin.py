@@ -21,6 +21,13 @@ TOPIC_DEFAULTS = {
     'segment.bytes': '1073741824', 'segment.ms': '604800000', 'min.insync.replicas': '1',
     'compression.type': 'producer', 'message.timestamp.type': 'CreateTime',
     'max.message.bytes': '1048588',
+    # the rest of Kafka's topic-level configs with their defaults
+    'delete.retention.ms': '86400000', 'file.delete.delay.ms': '60000',
+    'flush.messages': '9223372036854775807', 'flush.ms': '9223372036854775807',
+    'index.interval.bytes': '4096', 'max.compaction.lag.ms': '9223372036854775807',
+    'min.cleanable.dirty.ratio': '0.5', 'min.compaction.lag.ms': '0', 'preallocate': 'false',
+    'segment.index.bytes': '10485760', 'segment.jitter.ms': '0',
+    'unclean.leader.election.enable': 'false',
 }
 
 
@@ -317,6 +324,29 @@ def test_broker_overrides_show_as_static(start_broker):
         ('7200000', ConfigSource.STATIC_BROKER_CONFIG)
     assert (tc['segment.bytes'].value, src(tc['segment.bytes'])) == \
         ('1073741824', ConfigSource.DEFAULT_CONFIG)
+
+
+def test_kafka_python_describe_and_alter_configs(broker, topic):
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource as KCR, ConfigResourceType
+    create_topic(broker.bootstrap, topic, config={'retention.ms': '5555000'})
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=10000)
+    try:
+        def describe():
+            resp = a.describe_configs([KCR(ConfigResourceType.TOPIC, topic)])
+            res = resp[0].resources
+            assert len(res) == 1 and res[0][0] == 0, res
+            assert res[0][3] == topic
+            return {e[0]: e[1] for e in res[0][4]}
+        cfg = describe()
+        assert cfg['retention.ms'] == '5555000'
+        assert cfg['cleanup.policy'] == 'delete'
+        resp = a.alter_configs([KCR(ConfigResourceType.TOPIC, topic,
+                                    configs={'retention.ms': '7777000'})])
+        assert [(r[0], r[3]) for r in resp.resources] == [(0, topic)]
+        assert describe()['retention.ms'] == '7777000'
+    finally:
+        a.close()
 
 
 def test_describe_configs_unknown_topic(broker):
