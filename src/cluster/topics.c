@@ -17,6 +17,7 @@
 #include "common/properties.h"
 #include "protocol/record_batch.h"
 #include "storage/checkpoint.h"
+#include "storage/cleaner.h"
 
 #define TOPICS_HASH_SIZE 4096
 #define META_DIR "runnel-metadata/topics"
@@ -27,6 +28,9 @@ struct topics {
     int ntopics;
     int *dir_partition_count; /* per log dir, to place new partitions */
     char meta_dir[PATH_MAX];
+    cleaner_t *cleaner;        /* NULL with log.cleaner.enable=false */
+    int64_t next_retention_ms; /* monotonic clock of the next retention check */
+    int64_t next_clean_ms;     /* ... and of the next look for a log to clean */
 };
 
 static uint32_t name_hash(const char *s, size_t n)
@@ -217,6 +221,14 @@ static void topic_resolve_settings(topics_t *t, topic_t *tp)
     s->log.segment_bytes = topic_config_get_long(tp->config, b, "segment.bytes");
     s->log.segment_ms = topic_config_get_long(tp->config, b, "segment.ms");
     s->log.index_interval_bytes = (int32_t)topic_config_get_long(tp->config, b, "index.interval.bytes");
+    s->log.cleanup_compact = s->compact;
+    s->log.cleanup_delete = v && config_list_contains(v, "delete");
+    s->log.retention_ms = topic_config_get_long(tp->config, b, "retention.ms");
+    s->log.retention_bytes = topic_config_get_long(tp->config, b, "retention.bytes");
+    s->log.delete_retention_ms = topic_config_get_long(tp->config, b, "delete.retention.ms");
+    s->log.min_compaction_lag_ms = topic_config_get_long(tp->config, b, "min.compaction.lag.ms");
+    s->log.max_compaction_lag_ms = topic_config_get_long(tp->config, b, "max.compaction.lag.ms");
+    s->log.min_cleanable_ratio = topic_config_get_double(tp->config, b, "min.cleanable.dirty.ratio");
     for (int32_t i = 0; i < tp->npartitions; i++)
         if (tp->partitions[i] && tp->partitions[i]->log)
             log_set_config(tp->partitions[i]->log, &s->log);
@@ -268,8 +280,8 @@ static int store_delete_topic(topics_t *t, const char *name)
 /* ---- partitions ---- */
 
 typedef struct offsets_map {
-    checkpoint_entry_t *recovery, *start;
-    size_t nrecovery, nstart;
+    checkpoint_entry_t *recovery, *start, *cleaner;
+    size_t nrecovery, nstart, ncleaner;
 } offsets_map_t;
 
 static int64_t offsets_lookup(const checkpoint_entry_t *e, size_t n, const char *topic, int32_t p)
@@ -338,12 +350,14 @@ static partition_t *partition_open(topics_t *t, topic_t *tp, int32_t index, offs
         snprintf(path, sizeof(path), "%s/%s-%d", t->opt.log_dirs[p->log_dir_index], tp->name, index);
     }
     p->dir = strdup(path);
-    int64_t recovery = 0, start = -1;
+    int64_t recovery = 0, start = -1, cleaner_cp = -1;
     if (offs) {
         int64_t r = offsets_lookup(offs[p->log_dir_index].recovery, offs[p->log_dir_index].nrecovery,
                                    tp->name, index);
         recovery = r < 0 ? 0 : r;
         start = offsets_lookup(offs[p->log_dir_index].start, offs[p->log_dir_index].nstart, tp->name, index);
+        cleaner_cp = offsets_lookup(offs[p->log_dir_index].cleaner, offs[p->log_dir_index].ncleaner,
+                                    tp->name, index);
     }
     if (p->dir == NULL || log_open(p->dir, &tp->settings.log, recovery, start, &p->log) != 0) {
         snprintf(err, errlen, "cannot open log %s", path);
@@ -351,6 +365,7 @@ static partition_t *partition_open(topics_t *t, topic_t *tp, int32_t index, offs
         free(p);
         return NULL;
     }
+    log_set_cleaner_checkpoint(p->log, cleaner_cp);
     t->dir_partition_count[p->log_dir_index]++;
     partition_write_metadata_files(tp, p);
     return p;
@@ -370,6 +385,8 @@ static void partition_free(topics_t *t, partition_t *p, bool remove_data)
     if (p == NULL)
         return;
     partition_detach_waiters(p);
+    if (p->log && t->cleaner)
+        cleaner_forget(t->cleaner, p->log);
     if (p->log) {
         if (remove_data)
             log_remove(p->log);
@@ -646,6 +663,7 @@ topics_t *topics_open(const topics_options_t *opt, char *err, size_t errlen)
         read_checkpoint(opt->log_dirs[i], "recovery-point-offset-checkpoint", &offs[i].recovery,
                         &offs[i].nrecovery);
         read_checkpoint(opt->log_dirs[i], "log-start-offset-checkpoint", &offs[i].start, &offs[i].nstart);
+        read_checkpoint(opt->log_dirs[i], "cleaner-offset-checkpoint", &offs[i].cleaner, &offs[i].ncleaner);
     }
     int rc = 0;
     DIR *d = opendir(t->meta_dir);
@@ -686,11 +704,21 @@ topics_t *topics_open(const topics_options_t *opt, char *err, size_t errlen)
     for (int i = 0; i < opt->n_log_dirs; i++) {
         free(offs[i].recovery);
         free(offs[i].start);
+        free(offs[i].cleaner);
     }
     free(offs);
     if (rc != 0) {
         topics_close(t, false);
         return NULL;
+    }
+    if (broker_config_get_bool(opt->config, "log.cleaner.enable")) {
+        cleaner_options_t co = {
+            .dedupe_buffer_bytes = broker_config_get_long(opt->config, "log.cleaner.dedupe.buffer.size"),
+            .load_factor = broker_config_get_double(opt->config, "log.cleaner.io.buffer.load.factor"),
+        };
+        t->cleaner = cleaner_create(&co);
+        if (t->cleaner == NULL)
+            LOG_ERROR("cleaner", "cannot start the log cleaner: %s", strerror(errno));
     }
     return t;
 }
@@ -702,6 +730,8 @@ typedef struct ckpt_ctx {
     int dir;
     checkpoint_entry_t *rec, *start;
     size_t n, cap;
+    checkpoint_entry_t *cl; /* cleaner-offset-checkpoint: compacted logs only */
+    size_t ncl, capcl;
 } ckpt_ctx_t;
 
 static void ckpt_collect(void *arg, topic_t *tp)
@@ -728,6 +758,20 @@ static void ckpt_collect(void *arg, topic_t *tp)
         c->rec[c->n].offset = log_recovery_point(p->log);
         c->start[c->n] = c->rec[c->n];
         c->start[c->n].offset = log_start_offset(p->log);
+        if (log_cleaner_checkpoint(p->log) >= 0 && log_get_config(p->log)->cleanup_compact) {
+            if (c->ncl == c->capcl) {
+                size_t cap = c->capcl ? c->capcl * 2 : 16;
+                checkpoint_entry_t *e = realloc(c->cl, cap * sizeof(*e));
+                if (e) {
+                    c->cl = e;
+                    c->capcl = cap;
+                }
+            }
+            if (c->ncl < c->capcl) {
+                c->cl[c->ncl] = c->rec[c->n];
+                c->cl[c->ncl++].offset = log_cleaner_checkpoint(p->log);
+            }
+        }
         c->n++;
     }
 }
@@ -753,6 +797,10 @@ void topics_write_checkpoints(topics_t *t)
         snprintf(path, sizeof(path), "%s/replication-offset-checkpoint", t->opt.log_dirs[i]);
         if (checkpoint_write(path, c.start, c.n) != 0)
             LOG_ERROR("storage", "cannot write %s: %s", path, strerror(errno));
+        snprintf(path, sizeof(path), "%s/cleaner-offset-checkpoint", t->opt.log_dirs[i]);
+        if (checkpoint_write(path, c.cl, c.ncl) != 0)
+            LOG_ERROR("storage", "cannot write %s: %s", path, strerror(errno));
+        free(c.cl);
         free(c.rec);
         free(c.start);
     }
@@ -793,6 +841,8 @@ void topics_close(topics_t *t, bool clean)
         topics_foreach(t, flush_topic, &f);
         topics_write_checkpoints(t);
     }
+    cleaner_destroy(t->cleaner); /* cancels a running job before the logs go */
+    t->cleaner = NULL;
     for (int i = 0; i < TOPICS_HASH_SIZE; i++)
         while (t->buckets[i]) {
             topic_t *tp = t->buckets[i];
@@ -801,4 +851,79 @@ void topics_close(topics_t *t, bool clean)
         }
     free(t->dir_partition_count);
     free(t);
+}
+
+/* ---- retention and the log cleaner ---- */
+
+typedef struct tick_ctx {
+    topics_t *t;
+    int64_t wall;
+    bool retention, clean;
+    log_t *best;
+    double best_prio;
+} tick_ctx_t;
+
+static void tick_topic(void *arg, topic_t *tp)
+{
+    tick_ctx_t *c = arg;
+    for (int32_t i = 0; i < tp->npartitions; i++) {
+        partition_t *p = tp->partitions[i];
+        if (p == NULL || p->log == NULL)
+            continue;
+        if (c->retention && log_apply_retention(p->log, c->wall) < 0)
+            LOG_ERROR("storage", "%s-%d: retention failed", tp->name, i);
+        if (c->clean && tp->settings.compact) {
+            double prio = cleaner_priority(p->log, c->wall);
+            if (prio >= 0 && (c->best == NULL || prio > c->best_prio)) {
+                c->best = p->log;
+                c->best_prio = prio;
+            }
+        }
+    }
+}
+
+/* Retention over every log and/or, when the cleaner is idle, a job for the log needing it most. */
+static void topics_scan(topics_t *t, int64_t wall, bool retention, bool clean)
+{
+    tick_ctx_t c = {.t = t, .wall = wall, .retention = retention,
+                    .clean = clean && t->cleaner && !cleaner_busy(t->cleaner)};
+    if (!c.retention && !c.clean)
+        return;
+    topics_foreach(t, tick_topic, &c);
+    if (c.best && cleaner_start(t->cleaner, c.best, wall) != LOG_OK)
+        LOG_WARN("cleaner", "%s: could not start cleaning", log_dir(c.best));
+}
+
+int64_t topics_log_tick(topics_t *t, int64_t now_ms, int64_t wall_ms)
+{
+    const broker_config_t *b = t->opt.config;
+    bool retention = now_ms >= t->next_retention_ms;
+    bool clean = t->cleaner && now_ms >= t->next_clean_ms;
+    if (retention) {
+        int64_t every = broker_config_get_long(b, "log.retention.check.interval.ms");
+        t->next_retention_ms = now_ms + (every > 0 ? every : 300000);
+    }
+    if (clean) {
+        int64_t backoff = broker_config_get_long(b, "log.cleaner.backoff.ms");
+        t->next_clean_ms = now_ms + (backoff > 0 ? backoff : 15000);
+    }
+    topics_scan(t, wall_ms, retention, clean);
+    int64_t next = t->next_retention_ms;
+    if (t->cleaner && t->next_clean_ms < next)
+        next = t->next_clean_ms;
+    return next > now_ms ? next - now_ms : 1;
+}
+
+int topics_cleaner_fd(const topics_t *t)
+{
+    return t->cleaner ? cleaner_event_fd(t->cleaner) : -1;
+}
+
+void topics_cleaner_poll(topics_t *t, int64_t wall_ms)
+{
+    if (t->cleaner == NULL)
+        return;
+    cleaner_poll(t->cleaner);
+    /* Another pass, or the next log: look at once rather than after the backoff. */
+    topics_scan(t, wall_ms, false, true);
 }

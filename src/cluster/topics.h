@@ -111,6 +111,17 @@ void topics_write_checkpoints(topics_t *t);
 /* log.flush.interval.ms / flush.ms: flushes logs whose time has come. */
 void topics_flush_due(topics_t *t, int64_t now_ms);
 
+/* Retention and log cleaning, on the loop thread. Applies retention to every log when
+ * log.retention.check.interval.ms has passed since the last check, and starts a cleaner job for
+ * the compacted log needing it most when log.cleaner.backoff.ms has passed and the cleaner is
+ * idle. now_ms is monotonic, wall_ms the wall clock (record timestamps). Returns the delay in ms
+ * until it should be called again. The first call always runs both. */
+int64_t topics_log_tick(topics_t *t, int64_t now_ms, int64_t wall_ms);
+/* The cleaner's completion eventfd (readable when a job finished), -1 without a cleaner. */
+int topics_cleaner_fd(const topics_t *t);
+/* On that fd: swaps the finished job's segments in and starts the next job if one is due. */
+void topics_cleaner_poll(topics_t *t, int64_t wall_ms);
+
 const char *topics_log_dir(const topics_t *t, int index);
 int topics_log_dir_count(const topics_t *t);
 

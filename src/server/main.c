@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -23,6 +24,8 @@
 #define HOUSEKEEPING_MS 1000
 
 static evloop_t *g_loop;
+static ev_timer_t g_log_timer; /* retention checks and cleaner scheduling */
+static ev_io_t g_cleaner_io;   /* the log cleaner's completion eventfd */
 
 static void on_signal(int sig)
 {
@@ -151,6 +154,20 @@ static void housekeeping_cb(evloop_t *loop, ev_timer_t *t)
         last_checkpoint = now;
     }
     evloop_timer_start(loop, t, HOUSEKEEPING_MS);
+}
+
+static void log_timer_cb(evloop_t *loop, ev_timer_t *t)
+{
+    broker_t *b = t->arg;
+    evloop_timer_start(loop, t, topics_log_tick(b->topics, evloop_now_ms(loop), evloop_wall_ms()));
+}
+
+static void cleaner_io_cb(evloop_t *loop, ev_io_t *io, uint32_t revents)
+{
+    (void)loop;
+    (void)revents;
+    broker_t *b = io->arg;
+    topics_cleaner_poll(b->topics, evloop_wall_ms());
 }
 
 static int broker_configure(broker_t *b, int argc, char **argv, char *err, size_t errlen)
@@ -283,6 +300,13 @@ int main(int argc, char **argv)
     }
     evloop_timer_init(&b.housekeeping, housekeeping_cb, &b);
     evloop_timer_start(b.loop, &b.housekeeping, HOUSEKEEPING_MS);
+    evloop_timer_init(&g_log_timer, log_timer_cb, &b);
+    evloop_timer_start(b.loop, &g_log_timer, 0);
+    g_cleaner_io.fd = topics_cleaner_fd(b.topics);
+    g_cleaner_io.cb = cleaner_io_cb;
+    g_cleaner_io.arg = &b;
+    if (g_cleaner_io.fd >= 0 && evloop_io_add(b.loop, &g_cleaner_io, EPOLLIN) != 0)
+        LOG_ERROR("server", "cannot watch the log cleaner: %s", strerror(errno));
     LOG_INFO("server", "Runnel %s started: broker.id=%d cluster.id=%s listeners=%s://%s:%d "
              "advertised=%s:%d log.dirs=%s topics=%d",
              RUNNEL_VERSION, b.node_id, b.cluster_id, b.listener_name, b.listen_host, b.listen_port,
@@ -291,6 +315,9 @@ int main(int argc, char **argv)
     LOG_INFO("server", "Runnel %s stopping", RUNNEL_VERSION);
     net_listener_close(b.listener);
     evloop_timer_stop(b.loop, &b.housekeeping);
+    evloop_timer_stop(b.loop, &g_log_timer);
+    if (g_cleaner_io.fd >= 0)
+        evloop_io_del(b.loop, &g_cleaner_io);
     topics_close(b.topics, true);
     evloop_run_pending(b.loop);
     evloop_destroy(b.loop);

@@ -10,6 +10,15 @@
  * (segment_recover). A torn tail found past the recovery point ends the log there: later
  * segments are deleted. Only the active segment and the last older segment read keep their
  * files open, so idle partitions cost no descriptors beyond the active three.
+ *
+ * Retention (log_apply_retention) and compaction swaps (log_swap_cleaned) remove whole closed
+ * segments. The compaction swap's crash-safe protocol on disk:
+ *   1. the cleaner thread writes and fsyncs <B>.log.cleaned (+ .index.cleaned, .timeindex.cleaned);
+ *   2. rename the three to .swap, the .log last: <B>.log.swap existing = committed;
+ *   3. delete the replaced segments other than <B>;
+ *   4. rename the .swap files to their plain names, the .log last (replacing the old <B>.log).
+ * On open, a <B>.log.swap means steps 3-4 may be unfinished: every segment with a base in
+ * (B, last offset of the swap] is deleted, the swap becomes <B>.log and its indexes are rebuilt.
  */
 #include "storage/log.h"
 
@@ -35,6 +44,8 @@ struct log {
     int64_t recovery_point;
     int cached;     /* index of an older segment whose files are open, or -1 */
     bool dir_dirty; /* segments created or deleted since the last directory fsync */
+    int64_t cleaner_checkpoint; /* first dirty offset for the cleaner, -1 unknown */
+    int64_t cleaner_horizon;    /* earliest pending tombstone delete horizon, -1 none */
 };
 
 const char *log_rc_str(int rc)
@@ -54,6 +65,14 @@ void log_config_default(log_config_t *cfg)
     cfg->segment_bytes = 1073741824;
     cfg->segment_ms = 168LL * 3600 * 1000;
     cfg->index_interval_bytes = 4096;
+    cfg->cleanup_delete = true;
+    cfg->cleanup_compact = false;
+    cfg->retention_ms = 168LL * 3600 * 1000;
+    cfg->retention_bytes = -1;
+    cfg->delete_retention_ms = 86400000;
+    cfg->min_compaction_lag_ms = 0;
+    cfg->max_compaction_lag_ms = INT64_MAX;
+    cfg->min_cleanable_ratio = 0.5;
 }
 
 static void config_sanitize(log_config_t *dst, const log_config_t *src)
@@ -65,6 +84,16 @@ static void config_sanitize(log_config_t *dst, const log_config_t *src)
         dst->segment_ms = 1;
     if (dst->index_interval_bytes < 0)
         dst->index_interval_bytes = 0;
+    if (dst->delete_retention_ms < 0)
+        dst->delete_retention_ms = 0;
+    if (dst->min_compaction_lag_ms < 0)
+        dst->min_compaction_lag_ms = 0;
+    if (dst->max_compaction_lag_ms < 1)
+        dst->max_compaction_lag_ms = 1;
+    if (!(dst->min_cleanable_ratio >= 0.0)) /* also catches NaN */
+        dst->min_cleanable_ratio = 0.0;
+    if (dst->min_cleanable_ratio > 1.0)
+        dst->min_cleanable_ratio = 1.0;
 }
 
 void log_set_config(log_t *l, const log_config_t *cfg)
@@ -136,13 +165,38 @@ static int log_use(log_t *l, int k)
     return LOG_OK;
 }
 
+/* "<topic>-<partition>" split at its last '-' for log lines: the partition directory's name. */
+static void topic_partition(const log_t *l, const char **topic, int *topic_len,
+                            const char **partition)
+{
+    const char *name = strrchr(l->dir, '/');
+    name = name ? name + 1 : l->dir;
+    const char *dash = strrchr(name, '-');
+    *topic = name;
+    *topic_len = dash ? (int)(dash - name) : (int)strlen(name);
+    *partition = dash ? dash + 1 : "?";
+}
+
 static void delete_segment(log_t *l, segment_t *s, const char *why)
 {
+    const char *topic, *partition;
+    int tlen;
+    topic_partition(l, &topic, &tlen, &partition);
     segment_close_files(s);
-    LOG_INFO("storage", "%s: deleting segment %020" PRId64 " (%s, %" PRId64 " bytes)", l->dir,
-             s->base_offset, why, s->size);
+    LOG_INFO("storage", "topic %.*s partition %s: deleting segment %020" PRId64 " (%s, %" PRId64
+             " bytes) in %s", tlen, topic, partition, s->base_offset, why, s->size, l->dir);
     (void)segment_delete_files(l->dir, s->base_offset);
     l->dir_dirty = true;
+}
+
+/* Forgets the first n segments (already deleted). */
+static void drop_front(log_t *l, int n)
+{
+    if (n <= 0)
+        return;
+    memmove(l->segs, l->segs + n, (size_t)(l->nsegs - n) * sizeof(*l->segs));
+    l->nsegs -= n;
+    l->cached = l->cached < n ? -1 : l->cached - n;
 }
 
 static int sync_dir(const char *dir)
@@ -189,9 +243,94 @@ static void unlink_in(const char *dir, const char *name, const char *why)
         LOG_WARN("storage", "unlink %s: %s", path, strerror(errno));
 }
 
+static void unlink_quiet(const char *dir, int64_t base, const char *ext)
+{
+    char path[4096];
+    if (segment_path(path, sizeof(path), dir, base, ext) == LOG_OK && unlink(path) == -1 &&
+        errno != ENOENT)
+        LOG_WARN("storage", "unlink %s: %s", path, strerror(errno));
+}
+
+/* Finishes the compaction swap of <base>.log.swap (see the top of this file). */
+static int complete_swap(const char *dir, int64_t base)
+{
+    char path[4096];
+    if (segment_path(path, sizeof(path), dir, base, ".log.swap") != LOG_OK)
+        return LOG_ERR_INVALID;
+    int64_t last;
+    if (segment_file_last_offset(path, &last) != LOG_OK) {
+        LOG_ERROR("storage", "%s: cannot read %s: %s", dir, path, strerror(errno));
+        return LOG_ERR_IO;
+    }
+    LOG_WARN("storage", "%s: completing the interrupted compaction swap of segment %020" PRId64
+             " (offsets up to %" PRId64 ")", dir, base, last);
+    DIR *d = opendir(dir);
+    if (!d)
+        return LOG_ERR_IO;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int64_t b;
+        const char *ext;
+        if (segment_parse_name(e->d_name, &b, &ext) && strcmp(ext, ".log") == 0 && b > base &&
+            b <= last) {
+            LOG_WARN("storage", "%s: deleting segment %020" PRId64 ", replaced by the swap", dir, b);
+            (void)segment_delete_files(dir, b);
+        }
+    }
+    closedir(d);
+    /* The indexes are rebuilt from the new .log when it is loaded. */
+    unlink_quiet(dir, base, ".index");
+    unlink_quiet(dir, base, ".timeindex");
+    unlink_quiet(dir, base, ".index.swap");
+    unlink_quiet(dir, base, ".timeindex.swap");
+    char final[4096];
+    if (segment_path(final, sizeof(final), dir, base, ".log") != LOG_OK)
+        return LOG_ERR_INVALID;
+    if (rename(path, final) == -1) {
+        LOG_ERROR("storage", "rename %s: %s", path, strerror(errno));
+        return LOG_ERR_IO;
+    }
+    return LOG_OK;
+}
+
+static int complete_swaps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        LOG_ERROR("storage", "opendir %s: %s", dir, strerror(errno));
+        return LOG_ERR_IO;
+    }
+    int64_t swaps[16];
+    int n = 0;
+    bool more = false;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int64_t base;
+        const char *ext;
+        if (segment_parse_name(e->d_name, &base, &ext) && strcmp(ext, ".log.swap") == 0) {
+            if (n < 16)
+                swaps[n++] = base;
+            else
+                more = true;
+        }
+    }
+    closedir(d);
+    if (n > 1)
+        qsort(swaps, (size_t)n, sizeof(*swaps), cmp_i64);
+    for (int i = 0; i < n; i++) {
+        int rc = complete_swap(dir, swaps[i]);
+        if (rc != LOG_OK)
+            return rc;
+    }
+    return more ? complete_swaps(dir) : LOG_OK;
+}
+
 /* Lists the segment base offsets (sorted) and removes leftover files. */
 static int list_segments(const char *dir, int64_t **bases_out, int *n_out)
 {
+    int src = complete_swaps(dir);
+    if (src != LOG_OK)
+        return src;
     DIR *d = opendir(dir);
     if (!d) {
         LOG_ERROR("storage", "opendir %s: %s", dir, strerror(errno));
@@ -310,6 +449,8 @@ int log_open(const char *dir, const log_config_t *cfg, int64_t recovery_point,
         return LOG_ERR_IO;
     l->dir = strdup(dir);
     l->cached = -1;
+    l->cleaner_checkpoint = -1;
+    l->cleaner_horizon = -1;
     if (!l->dir) {
         free(l);
         return LOG_ERR_IO;
@@ -581,13 +722,11 @@ int log_delete_records(log_t *l, int64_t offset)
     int n = 0;
     while (n < l->nsegs - 1 && l->segs[n + 1].base_offset <= offset)
         n++;
+    char why[96];
+    snprintf(why, sizeof(why), "DeleteRecords: below the log start offset %" PRId64, offset);
     for (int i = 0; i < n; i++)
-        delete_segment(l, &l->segs[i], "below the log start offset");
-    if (n > 0) {
-        memmove(l->segs, l->segs + n, (size_t)(l->nsegs - n) * sizeof(*l->segs));
-        l->nsegs -= n;
-        l->cached = l->cached < n ? -1 : l->cached - n;
-    }
+        delete_segment(l, &l->segs[i], why);
+    drop_front(l, n);
     return LOG_OK;
 }
 
@@ -661,5 +800,150 @@ int log_flush(log_t *l)
         l->dir_dirty = false;
     }
     l->recovery_point = end;
+    return LOG_OK;
+}
+
+/* ---------------------------------------------------------------- retention */
+
+/* The segment's largest timestamp, or its .log's mtime when its batches carry none (Kafka). */
+static int64_t largest_timestamp(const log_t *l, const segment_t *s)
+{
+    if (s->max_timestamp >= 0)
+        return s->max_timestamp;
+    char path[4096];
+    struct stat st;
+    if (segment_path(path, sizeof(path), l->dir, s->base_offset, ".log") != LOG_OK ||
+        stat(path, &st) == -1)
+        return -1;
+    return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+int log_apply_retention(log_t *l, int64_t now_ms)
+{
+    if (!l->cfg.cleanup_delete)
+        return 0;
+    int n = 0;
+    char why[160];
+    int64_t rms = l->cfg.retention_ms;
+    while (rms >= 0 && n < l->nsegs - 1) {
+        segment_t *s = &l->segs[n];
+        int64_t ts = largest_timestamp(l, s);
+        if (ts < 0 || now_ms - ts <= rms)
+            break;
+        snprintf(why, sizeof(why), "retention.ms %" PRId64 " breached: largest timestamp %" PRId64
+                 " is %" PRId64 " ms old", rms, ts, now_ms - ts);
+        delete_segment(l, s, why);
+        n++;
+    }
+    int64_t rbytes = l->cfg.retention_bytes;
+    if (rbytes >= 0) {
+        int64_t size = 0;
+        for (int i = n; i < l->nsegs; i++)
+            size += l->segs[i].size;
+        int64_t diff = size - rbytes;
+        while (n < l->nsegs - 1 && diff - l->segs[n].size >= 0) {
+            snprintf(why, sizeof(why), "retention.bytes %" PRId64 " breached: log size %" PRId64,
+                     rbytes, size);
+            diff -= l->segs[n].size;
+            size -= l->segs[n].size;
+            delete_segment(l, &l->segs[n], why);
+            n++;
+        }
+    }
+    drop_front(l, n);
+    if (l->start_offset < l->segs[0].base_offset)
+        l->start_offset = l->segs[0].base_offset;
+    return n;
+}
+
+/* ---------------------------------------------------------------- cleaner support */
+
+const char *log_dir(const log_t *l) { return l->dir; }
+const log_config_t *log_get_config(const log_t *l) { return &l->cfg; }
+int64_t log_cleaner_checkpoint(const log_t *l) { return l->cleaner_checkpoint; }
+void log_set_cleaner_checkpoint(log_t *l, int64_t offset) { l->cleaner_checkpoint = offset; }
+int64_t log_cleaner_horizon(const log_t *l) { return l->cleaner_horizon; }
+void log_set_cleaner_horizon(log_t *l, int64_t horizon) { l->cleaner_horizon = horizon; }
+
+int log_segments(const log_t *l, log_segment_info_t **out, int *n)
+{
+    log_segment_info_t *v = malloc((size_t)l->nsegs * sizeof(*v));
+    if (!v)
+        return LOG_ERR_IO;
+    for (int i = 0; i < l->nsegs; i++) {
+        const segment_t *s = &l->segs[i];
+        v[i].base_offset = s->base_offset;
+        v[i].end_offset = i + 1 < l->nsegs ? l->segs[i + 1].base_offset : s->next_offset;
+        v[i].size = s->size;
+        v[i].max_timestamp = s->max_timestamp;
+    }
+    *out = v;
+    *n = l->nsegs;
+    return LOG_OK;
+}
+
+int log_swap_cleaned(log_t *l, const log_segment_info_t *old, int n_old)
+{
+    if (n_old < 1)
+        return LOG_ERR_INVALID;
+    int k = find_seg(l, old[0].base_offset);
+    if (k + n_old > l->nsegs - 1) /* never the active segment */
+        return LOG_ERR_INVALID;
+    for (int i = 0; i < n_old; i++)
+        if (l->segs[k + i].base_offset != old[i].base_offset || l->segs[k + i].size != old[i].size)
+            return LOG_ERR_INVALID;
+    int64_t base = old[0].base_offset;
+    int rc = segment_rename(l->dir, base, ".cleaned", ".swap");
+    if (rc != LOG_OK) {
+        (void)segment_delete_suffixed(l->dir, base, ".swap");
+        return rc;
+    }
+    int64_t old_bytes = 0;
+    for (int i = 0; i < n_old; i++) {
+        segment_t *s = &l->segs[k + i];
+        old_bytes += s->size;
+        segment_close_files(s);
+        if (i > 0)
+            (void)segment_delete_files(l->dir, s->base_offset);
+    }
+    if (l->cached >= k && l->cached < k + n_old)
+        l->cached = -1;
+    else if (l->cached >= k + n_old)
+        l->cached -= n_old - 1;
+    int64_t next_base = l->segs[k + n_old].base_offset;
+    if (n_old > 1)
+        memmove(l->segs + k + 1, l->segs + k + n_old,
+                (size_t)(l->nsegs - k - n_old) * sizeof(*l->segs));
+    l->nsegs -= n_old - 1;
+    l->dir_dirty = true;
+    segment_t *s = &l->segs[k];
+    segment_init(s, base);
+    s->next_offset = next_base;
+    rc = segment_rename(l->dir, base, ".swap", "");
+    if (rc != LOG_OK) {
+        /* The next open completes the swap; until then this segment reads as empty. */
+        LOG_ERROR("storage", "%s: compaction swap of %020" PRId64 " left for recovery", l->dir, base);
+        return rc;
+    }
+    segment_t ns;
+    rc = segment_load(l->dir, base, next_base, &ns);
+    if (rc == LOG_ERR_CORRUPT) {
+        int64_t dropped;
+        rc = segment_recover(l->dir, base, l->cfg.index_interval_bytes, &ns, &dropped);
+        if (rc == LOG_OK && segment_seal(&ns) != LOG_OK)
+            rc = LOG_ERR_IO;
+        if (rc == LOG_OK)
+            ns.next_offset = next_base;
+    }
+    if (rc != LOG_OK)
+        return rc;
+    segment_close_files(&ns);
+    *s = ns;
+    const char *topic, *partition;
+    int tlen;
+    topic_partition(l, &topic, &tlen, &partition);
+    LOG_INFO("storage", "topic %.*s partition %s: compacted %d segment(s) from %020" PRId64
+             " into one: %" PRId64 " -> %" PRId64 " bytes", tlen, topic, partition, n_old, base,
+             old_bytes, s->size);
     return LOG_OK;
 }

@@ -36,9 +36,21 @@ typedef struct log_config {
     int64_t segment_bytes;        /* roll before the active .log would exceed this; 1 GiB */
     int64_t segment_ms;           /* roll when the active segment's first append is older; 7 days */
     int32_t index_interval_bytes; /* bytes of log between index entries; 4096 */
+    /* cleanup.policy and its settings; read by log_apply_retention and the cleaner each time, so
+     * a log_set_config takes effect at their next run. */
+    bool cleanup_delete;          /* "delete" in cleanup.policy: retention applies; true */
+    bool cleanup_compact;         /* "compact" in cleanup.policy: the cleaner applies; false */
+    int64_t retention_ms;         /* closed segments whose largest timestamp is older go; 7 days;
+                                     negative = forever */
+    int64_t retention_bytes;      /* oldest closed segments go while the log is larger; -1 */
+    int64_t delete_retention_ms;  /* tombstones survive this long after their first cleaning */
+    int64_t min_compaction_lag_ms; /* records younger than this are not compacted; 0 */
+    int64_t max_compaction_lag_ms; /* dirty records older than this force a cleaning; INT64_MAX */
+    double min_cleanable_ratio;   /* dirty bytes / cleanable bytes needed to clean; 0.5 */
 } log_config_t;
 
-/* Kafka's defaults: log.segment.bytes, log.roll.hours=168, log.index.interval.bytes. */
+/* Kafka's defaults: log.segment.bytes, log.roll.hours=168, log.index.interval.bytes,
+ * cleanup.policy=delete, log.retention.hours=168, and the log.cleaner.* defaults. */
 void log_config_default(log_config_t *cfg);
 
 typedef struct log log_t;
@@ -59,8 +71,10 @@ typedef struct log_read {
  * bad or torn batch it is truncated there (WARN with the bytes dropped) and any later segments are
  * deleted; the indexes of scanned segments are rebuilt. A segment whose .index/.timeindex is
  * missing or inconsistent is rebuilt the same way. `log_start_offset` (-1 if unknown) is clamped to
- * [first segment base, log end]. Leftover `.deleted`/`.cleaned`/`.swap` files and index files
- * without a .log are removed. An empty directory gets one segment at max(0, log_start_offset). */
+ * [first segment base, log end]. A `<base>.log.swap` (an interrupted compaction swap, see
+ * log_swap_cleaned) is completed: the segments it replaces (bases in (base, its last offset]) are
+ * deleted and it becomes <base>.log with rebuilt indexes. Leftover `.deleted`/`.cleaned`/`.swap`
+ * files and index files without a .log are removed. An empty directory gets one segment at max(0, log_start_offset). */
 int log_open(const char *dir, const log_config_t *cfg, int64_t recovery_point,
              int64_t log_start_offset, log_t **out);
 /* Writes the active segment's final time-index entry, closes the files, frees. Flushes nothing. */
@@ -121,5 +135,44 @@ int log_flush(log_t *l);
 
 /* Closes the log and deletes its whole directory (topic deletion). `l` is freed either way. */
 int log_remove(log_t *l);
+
+/* ---- retention ---- */
+
+/* Deletes closed segments (never the active one) from the oldest on: while a segment's largest
+ * timestamp (its .log's mtime when it holds no timestamps) is more than retention_ms before
+ * now_ms (wall clock), then while the log minus the segment is still >= retention_bytes. Only
+ * with cleanup_delete; negative limits mean no limit. The log start offset moves to the new
+ * first segment. Every deletion is logged (topic, partition, segment, reason). Files are unlinked
+ * at once: a Fetch answer holding a dup()ed descriptor still sends its region. Returns the number
+ * of segments deleted, or a negative log_rc. */
+int log_apply_retention(log_t *l, int64_t now_ms);
+
+/* ---- support for the cleaner (cleaner.h); loop thread only ---- */
+
+typedef struct log_segment_info {
+    int64_t base_offset;
+    int64_t end_offset;    /* the next segment's base; the log end for the active one */
+    int64_t size;          /* bytes of .log */
+    int64_t max_timestamp; /* largest batch maxTimestamp, -1 when none */
+} log_segment_info_t;
+
+const char *log_dir(const log_t *l);
+const log_config_t *log_get_config(const log_t *l);
+/* The segment list, oldest first (the last entry is the active segment). *out is malloc'd. */
+int log_segments(const log_t *l, log_segment_info_t **out, int *n);
+/* The cleaner's first dirty offset (cleaner-offset-checkpoint), -1 when unknown. */
+int64_t log_cleaner_checkpoint(const log_t *l);
+void log_set_cleaner_checkpoint(log_t *l, int64_t offset);
+/* Earliest delete horizon of tombstones kept by the last cleaning (-1 none): the log needs
+ * another pass once the clock passes it, dirty or not. */
+int64_t log_cleaner_horizon(const log_t *l);
+void log_set_cleaner_horizon(log_t *l, int64_t horizon);
+/* Replaces the n_old consecutive closed segments `old` (as returned by log_segments; checked
+ * against the current list: same bases and sizes, none active) by the compacted segment
+ * <old[0].base>.{log,index,timeindex}.cleaned. Crash-safe order: rename .cleaned -> .swap (the
+ * .log last: its .swap name is the commit point), delete the old segments, rename .swap -> the
+ * final names; log_open completes an interrupted swap. LOG_ERR_INVALID when the list changed
+ * (nothing touched; the caller deletes the .cleaned files). */
+int log_swap_cleaned(log_t *l, const log_segment_info_t *old, int n_old);
 
 #endif

@@ -193,6 +193,68 @@ int segment_create(const char *dir, int64_t base, segment_t *s)
     return open_all(dir, s, O_RDWR | O_CREAT | O_TRUNC, O_RDWR | O_CREAT | O_TRUNC, false);
 }
 
+int segment_create_suffixed(const char *dir, int64_t base, const char *suffix, segment_t *s)
+{
+    segment_init(s, base);
+    static const char *const exts[3] = {".log", ".index", ".timeindex"};
+    int *fds[3] = {&s->log_fd, &s->idx_fd, &s->tidx_fd};
+    for (int i = 0; i < 3; i++) {
+        char ext[64];
+        int n = snprintf(ext, sizeof(ext), "%s%s", exts[i], suffix);
+        if (n < 0 || (size_t)n >= sizeof(ext) ||
+            open_file(dir, base, ext, O_RDWR | O_CREAT | O_TRUNC, fds[i]) != LOG_OK) {
+            int e = errno;
+            LOG_ERROR("storage", "%s: create %020" PRId64 "%s: %s", dir, base, ext, strerror(e));
+            segment_close_files(s);
+            errno = e;
+            return LOG_ERR_IO;
+        }
+    }
+    return LOG_OK;
+}
+
+static int suffixed_path(char *out, size_t cap, const char *dir, int64_t base, const char *ext,
+                         const char *suffix)
+{
+    int n = snprintf(out, cap, "%s/%020" PRId64 "%s%s", dir, base, ext, suffix);
+    return n < 0 || (size_t)n >= cap ? LOG_ERR_INVALID : LOG_OK;
+}
+
+int segment_rename(const char *dir, int64_t base, const char *from, const char *to)
+{
+    /* Indexes first, the .log last: the .log's name is what recovery goes by. */
+    static const char *const exts[3] = {".index", ".timeindex", ".log"};
+    for (int i = 0; i < 3; i++) {
+        char a[4096], b[4096];
+        if (suffixed_path(a, sizeof(a), dir, base, exts[i], from) != LOG_OK ||
+            suffixed_path(b, sizeof(b), dir, base, exts[i], to) != LOG_OK)
+            return LOG_ERR_INVALID;
+        if (rename(a, b) == -1) {
+            if (errno == ENOENT && i < 2)
+                continue; /* an index is rebuilt when missing */
+            LOG_ERROR("storage", "rename %s -> %s: %s", a, b, strerror(errno));
+            return LOG_ERR_IO;
+        }
+    }
+    return LOG_OK;
+}
+
+int segment_delete_suffixed(const char *dir, int64_t base, const char *suffix)
+{
+    static const char *const exts[3] = {".log", ".index", ".timeindex"};
+    int rc = LOG_OK;
+    for (int i = 0; i < 3; i++) {
+        char path[4096];
+        if (suffixed_path(path, sizeof(path), dir, base, exts[i], suffix) != LOG_OK)
+            return LOG_ERR_INVALID;
+        if (unlink(path) == -1 && errno != ENOENT) {
+            LOG_ERROR("storage", "unlink %s: %s", path, strerror(errno));
+            rc = LOG_ERR_IO;
+        }
+    }
+    return rc;
+}
+
 int segment_open_files(const char *dir, segment_t *s)
 {
     if (segment_is_open(s))
@@ -585,18 +647,11 @@ int segment_check_batches(const uint8_t *batches, size_t len, int64_t *offset_co
     return LOG_OK;
 }
 
-int segment_append(segment_t *s, uint8_t *batches, size_t len, int32_t leader_epoch,
-                   int32_t index_interval, int64_t now_ms)
+/* Writes batches that carry their final offsets at the end of the .log and indexes them. */
+static int write_tracked(segment_t *s, const uint8_t *batches, size_t len, int32_t index_interval,
+                         int64_t now_ms)
 {
     segment_t saved = *s;
-    int64_t next = s->next_offset;
-    for (size_t pos = 0; pos < len;) {
-        uint8_t *h = batches + pos;
-        rb_set_base_offset(h, next);
-        rb_set_leader_epoch(h, leader_epoch);
-        next += (int64_t)rb_last_offset_delta(h) + 1;
-        pos += (size_t)rb_total_size(h);
-    }
     if (pwrite_all(s->log_fd, batches, len, s->size) != LOG_OK) {
         LOG_ERROR("storage", "append to segment %020" PRId64 " failed: %s", s->base_offset,
                   strerror(errno));
@@ -627,6 +682,38 @@ int segment_append(segment_t *s, uint8_t *batches, size_t len, int32_t leader_ep
         return LOG_ERR_IO;
     }
     return LOG_OK;
+}
+
+int segment_append(segment_t *s, uint8_t *batches, size_t len, int32_t leader_epoch,
+                   int32_t index_interval, int64_t now_ms)
+{
+    int64_t next = s->next_offset;
+    for (size_t pos = 0; pos < len;) {
+        uint8_t *h = batches + pos;
+        rb_set_base_offset(h, next);
+        rb_set_leader_epoch(h, leader_epoch);
+        next += (int64_t)rb_last_offset_delta(h) + 1;
+        pos += (size_t)rb_total_size(h);
+    }
+    return write_tracked(s, batches, len, index_interval, now_ms);
+}
+
+int segment_append_as_is(segment_t *s, const uint8_t *batches, size_t len, int32_t index_interval)
+{
+    int64_t count, next = s->next_offset;
+    if (len == 0)
+        return LOG_OK;
+    if (segment_check_batches(batches, len, &count) != LOG_OK ||
+        s->size + (int64_t)len > INT32_MAX)
+        return LOG_ERR_INVALID;
+    for (size_t pos = 0; pos < len;) {
+        const uint8_t *h = batches + pos;
+        if (rb_base_offset(h) < next || rb_last_offset(h) - s->base_offset > INT32_MAX)
+            return LOG_ERR_INVALID;
+        next = rb_last_offset(h) + 1;
+        pos += (size_t)rb_total_size(h);
+    }
+    return write_tracked(s, batches, len, index_interval, -1);
 }
 
 /* ---------------------------------------------------------------- load and recovery */
@@ -947,4 +1034,36 @@ int segment_truncate_to(segment_t *s, int64_t offset)
     else if (s->first_append_ms < 0)
         set_first_append_from_data(s);
     return LOG_OK;
+}
+
+/* ---------------------------------------------------------------- compaction support */
+
+int segment_file_last_offset(const char *path, int64_t *last)
+{
+    *last = -1;
+    segment_t s;
+    segment_init(&s, 0);
+    do {
+        s.log_fd = open(path, O_RDONLY | O_CLOEXEC);
+    } while (s.log_fd == -1 && errno == EINTR);
+    if (s.log_fd == -1)
+        return LOG_ERR_IO;
+    int64_t size;
+    if (fd_size(s.log_fd, &size) != LOG_OK) {
+        segment_close_files(&s);
+        return LOG_ERR_IO;
+    }
+    uint8_t buf[SEG_READ_WINDOW];
+    cursor_t c;
+    cursor_init(&c, &s, size, buf, sizeof(buf));
+    segment_batch_t b;
+    int64_t pos = 0;
+    int r;
+    while ((r = cursor_batch(&c, pos, &b, NULL, NULL)) == 1) {
+        if (b.last_offset > *last)
+            *last = b.last_offset;
+        pos += b.size;
+    }
+    segment_close_files(&s);
+    return r == LOG_ERR_IO ? LOG_ERR_IO : LOG_OK;
 }

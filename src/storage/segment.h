@@ -94,6 +94,20 @@ int segment_max_timestamp_from(const segment_t *s, int64_t min_offset, int64_t *
 int segment_truncate_to(segment_t *s, int64_t offset);
 /* fdatasync of the open files. */
 int segment_flush(const segment_t *s);
+/* Compaction output: creates <base>.log<suffix>, .index<suffix> and .timeindex<suffix> (e.g.
+ * suffix ".cleaned"), truncating leftovers, and leaves them open. */
+int segment_create_suffixed(const char *dir, int64_t base, const char *suffix, segment_t *s);
+/* Appends whole batches that already carry their offsets (increasing, >= s->next_offset, within
+ * the segment's int32 range; gaps allowed) and indexes them. LOG_ERR_INVALID when they do not. */
+int segment_append_as_is(segment_t *s, const uint8_t *batches, size_t len, int32_t index_interval);
+/* Renames the segment's three files from suffix `from` to suffix `to` ("" = the plain names):
+ * .index and .timeindex first (skipped when missing), the .log last. */
+int segment_rename(const char *dir, int64_t base, const char *from, const char *to);
+/* Unlinks <base>.log<suffix>, .index<suffix>, .timeindex<suffix> (missing ones are fine). */
+int segment_delete_suffixed(const char *dir, int64_t base, const char *suffix);
+/* Walks the batch headers of a segment file: *last = the largest lastOffset among its whole
+ * leading batches (-1 when none). LOG_OK or LOG_ERR_IO. */
+int segment_file_last_offset(const char *path, int64_t *last);
 /* Unlinks the segment's files (missing ones are fine). */
 int segment_delete_files(const char *dir, int64_t base);
 
