@@ -14,6 +14,7 @@
 #include <ftw.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char root[256];
@@ -1057,6 +1058,145 @@ static void test_checkpoint(void)
     unlink(path);
 }
 
+
+/* ---------------------------------------------------------------- retention */
+
+static log_config_t retention_cfg(int64_t seg_bytes, int64_t ms, int64_t bytes)
+{
+    log_config_t c = cfg_with(seg_bytes, 0, -1);
+    c.retention_ms = ms;
+    c.retention_bytes = bytes;
+    return c;
+}
+
+static void test_retention_time(void)
+{
+    char dir[512], path[600];
+    pdir(dir, sizeof(dir), "rettime-0");
+    int64_t S = batch_size(2, 20);
+    log_config_t cfg = retention_cfg(S, 10000, -1); /* one batch per segment */
+    log_t *l;
+    CHECK_EQ_INT(log_open(dir, &cfg, 0, -1, &l), LOG_OK);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ_INT(append1(l, 2, 20, 1000 + i * 1000, 1, 0), 2 * i); /* largest ts 1001.. 5001 */
+    CHECK_EQ_INT(append1(l, 2, 20, 100000, 1, 0), 10);
+    CHECK_EQ_INT(log_segment_count(l), 6);
+    /* At 12000 only the first segment (largest 1001) is more than 10 s old. */
+    CHECK_EQ_INT(log_apply_retention(l, 12000), 1);
+    CHECK_EQ_INT(log_start_offset(l), 2);
+    CHECK_EQ_INT(log_apply_retention(l, 13001), 1); /* 13001 - 2001 = 11000 > 10000 */
+    CHECK_EQ_INT(log_apply_retention(l, 13001), 0); /* 3001: exactly 10000, kept */
+    CHECK_EQ_INT(log_start_offset(l), 4);
+    seg_file(path, sizeof(path), dir, 0, ".log");
+    CHECK(!exists(path));
+    seg_file(path, sizeof(path), dir, 2, ".timeindex");
+    CHECK(!exists(path));
+    /* -1 keeps everything; cleanup.policy=compact alone keeps everything. */
+    cfg.retention_ms = -1;
+    log_set_config(l, &cfg);
+    CHECK_EQ_INT(log_apply_retention(l, INT64_MAX / 2), 0);
+    cfg.retention_ms = 10000;
+    cfg.cleanup_delete = false;
+    cfg.cleanup_compact = true;
+    log_set_config(l, &cfg);
+    CHECK_EQ_INT(log_apply_retention(l, INT64_MAX / 2), 0);
+    /* compact,delete: retention again; the active segment survives however old. */
+    cfg.cleanup_delete = true;
+    log_set_config(l, &cfg);
+    CHECK_EQ_INT(log_apply_retention(l, 10000000), 3);
+    CHECK_EQ_INT(log_segment_count(l), 1);
+    CHECK_EQ_INT(log_start_offset(l), 10);
+    CHECK_EQ_INT(log_end_offset(l), 12);
+    log_read_t r;
+    CHECK_EQ_INT(log_read(l, 9, 1 << 20, false, &r), LOG_ERR_OUT_OF_RANGE);
+    CHECK_EQ_INT(log_read(l, 10, 1 << 20, false, &r), LOG_OK);
+    CHECK_EQ_INT(r.first_batch_base, 10);
+    CHECK_EQ_INT(append1(l, 1, 1, 200000, 0, 0), 12);
+    log_close(l);
+    /* The start offset comes back from the first segment after a restart. */
+    CHECK_EQ_INT(log_open(dir, &cfg, 13, -1, &l), LOG_OK);
+    CHECK_EQ_INT(log_start_offset(l), 10);
+    CHECK_EQ_INT(log_end_offset(l), 13);
+    log_close(l);
+}
+
+static void test_retention_bytes(void)
+{
+    char dir[512];
+    pdir(dir, sizeof(dir), "retbytes-0");
+    int64_t S = batch_size(2, 20);
+    log_config_t cfg = retention_cfg(S, -1, 3 * S + 1);
+    log_t *l;
+    CHECK_EQ_INT(log_open(dir, &cfg, 0, -1, &l), LOG_OK);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ_INT(append1(l, 2, 20, 1000, 1, 0), 2 * i);
+    CHECK_EQ_INT(log_size_bytes(l), 6 * S);
+    /* Kafka's rule: delete the oldest while what remains is still >= retention.bytes. */
+    CHECK_EQ_INT(log_apply_retention(l, 5000), 2);
+    CHECK_EQ_INT(log_size_bytes(l), 4 * S);
+    CHECK_EQ_INT(log_start_offset(l), 4);
+    CHECK_EQ_INT(log_apply_retention(l, 5000), 0);
+    /* Changed at run time: the next check uses it. */
+    cfg.retention_bytes = 0;
+    log_set_config(l, &cfg);
+    CHECK_EQ_INT(log_apply_retention(l, 5000), 3); /* never the active one */
+    CHECK_EQ_INT(log_segment_count(l), 1);
+    CHECK_EQ_INT(log_start_offset(l), 10);
+    log_close(l);
+}
+
+/* A Fetch answer holds a dup() of the segment fd: deleting the segment does not break it. */
+static void test_retention_while_reading(void)
+{
+    char dir[512];
+    pdir(dir, sizeof(dir), "retread-0");
+    int64_t S = batch_size(50, 1000);
+    log_config_t cfg = retention_cfg(2 * S, 1, -1);
+    log_t *l;
+    CHECK_EQ_INT(log_open(dir, &cfg, 0, -1, &l), LOG_OK);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ_INT(append1(l, 50, 1000, 1000, 1, 0), 50 * i);
+    log_read_t r;
+    CHECK_EQ_INT(log_read(l, 0, 1 << 24, true, &r), LOG_OK);
+    CHECK_EQ_INT(r.len, 2 * S);
+    int fd = dup(r.fd);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(log_apply_retention(l, 1000000), 1);
+    CHECK_EQ_INT(log_start_offset(l), 100);
+    uint8_t *buf = malloc((size_t)r.len);
+    CHECK_EQ_INT(pread(fd, buf, (size_t)r.len, r.position), r.len);
+    CHECK_EQ_INT(rb_base_offset(buf), 0);
+    CHECK(rb_crc_ok(buf));
+    CHECK_EQ_INT(rb_base_offset(buf + S), 50);
+    CHECK(rb_crc_ok(buf + S));
+    free(buf);
+    close(fd);
+    log_close(l);
+}
+
+/* Batches without timestamps (-1): the segment file's mtime stands in, as in Kafka. */
+static void test_retention_mtime(void)
+{
+    char dir[512], path[600];
+    pdir(dir, sizeof(dir), "retmtime-0");
+    int64_t S = batch_size(1, 10);
+    log_config_t cfg = retention_cfg(S, 60000, -1);
+    log_t *l;
+    CHECK_EQ_INT(log_open(dir, &cfg, 0, -1, &l), LOG_OK);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(append1(l, 1, 10, -1, 0, 0), i);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    CHECK_EQ_INT(log_apply_retention(l, now_ms), 0); /* just written */
+    seg_file(path, sizeof(path), dir, 0, ".log");
+    struct timespec old[2] = {{now.tv_sec - 3600, 0}, {now.tv_sec - 3600, 0}};
+    CHECK_EQ_INT(utimensat(AT_FDCWD, path, old, 0), 0);
+    CHECK_EQ_INT(log_apply_retention(l, now_ms), 1);
+    CHECK_EQ_INT(log_start_offset(l), 1);
+    log_close(l);
+}
+
 int main(void)
 {
     const char *t = getenv("TMPDIR");
@@ -1081,6 +1221,10 @@ int main(void)
     RUN_TEST(test_truncate_to);
     RUN_TEST(test_flush_and_remove);
     RUN_TEST(test_checkpoint);
+    RUN_TEST(test_retention_time);
+    RUN_TEST(test_retention_bytes);
+    RUN_TEST(test_retention_while_reading);
+    RUN_TEST(test_retention_mtime);
     nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     return TEST_REPORT();
 }
