@@ -6,8 +6,8 @@
  * disables compression when v0 is missing (batches below magic 2 are refused
  * per partition); Fetch from 4, the first version that carries magic-2
  * batches with the aborted-transactions field; ListOffsets from 0 (v0's
- * OldStyleOffsets answer is cheap to give). FindCoordinator is advertised
- * because librdkafka enables LZ4 only for brokers that have it.
+ * OldStyleOffsets answer is cheap to give). The group APIs (src/group/) are
+ * advertised at every schema version; ConsumerGroupHeartbeat (KIP-848) is not.
  */
 #include "server/broker.h"
 
@@ -16,7 +16,15 @@ static const api_handler_t api_handlers[] = {
     {1, 4, 17, handle_fetch},
     {2, 0, 10, handle_list_offsets},
     {3, 0, 12, handle_metadata},
+    {8, 0, 9, handle_offset_commit},
+    {9, 0, 9, handle_offset_fetch},
     {10, 0, 6, handle_find_coordinator},
+    {11, 0, 9, handle_join_group},
+    {12, 0, 4, handle_heartbeat},
+    {13, 0, 5, handle_leave_group},
+    {14, 0, 5, handle_sync_group},
+    {15, 0, 5, handle_describe_groups},
+    {16, 0, 5, handle_list_groups},
     {18, 0, 4, handle_api_versions},
     {19, 0, 7, handle_create_topics},
     {20, 0, 6, handle_delete_topics},
@@ -25,7 +33,9 @@ static const api_handler_t api_handlers[] = {
     {33, 0, 2, handle_alter_configs},
     {35, 0, 4, handle_describe_log_dirs},
     {37, 0, 3, handle_create_partitions},
+    {42, 0, 2, handle_delete_groups},
     {44, 0, 1, handle_incremental_alter_configs},
+    {47, 0, 0, handle_offset_delete},
     {60, 0, 1, handle_describe_cluster},
 };
 

@@ -38,6 +38,7 @@ typedef struct broker {
     int n_log_dirs;
     char broker_config_path[4096]; /* dynamic broker configs persist here */
     ev_timer_t housekeeping;
+    struct group_coordinator *groups; /* consumer groups and committed offsets (src/group/) */
 } broker_t;
 
 typedef struct request request_t;
@@ -103,6 +104,16 @@ void handle_alter_configs(request_t *req);
 void handle_incremental_alter_configs(request_t *req);
 void handle_describe_cluster(request_t *req);
 void handle_find_coordinator(request_t *req);
+void handle_join_group(request_t *req);
+void handle_sync_group(request_t *req);
+void handle_heartbeat(request_t *req);
+void handle_leave_group(request_t *req);
+void handle_offset_commit(request_t *req);
+void handle_offset_fetch(request_t *req);
+void handle_list_groups(request_t *req);
+void handle_describe_groups(request_t *req);
+void handle_delete_groups(request_t *req);
+void handle_offset_delete(request_t *req);
 void handle_describe_log_dirs(request_t *req);
 void handle_delete_records(request_t *req);
 

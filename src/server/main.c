@@ -19,6 +19,7 @@
 #include "common/fsutil.h"
 #include "common/logger.h"
 #include "common/properties.h"
+#include "group/group_coordinator.h"
 #include "server/broker.h"
 
 #define HOUSEKEEPING_MS 1000
@@ -281,6 +282,10 @@ int main(int argc, char **argv)
         LOG_ERROR("server", "cannot open logs: %s", err);
         return 1;
     }
+    /* Groups and committed offsets come back from __consumer_offsets. */
+    b.groups = group_coordinator_create(b.loop, b.topics, b.config);
+    if (b.groups == NULL || group_coordinator_load(b.groups) != 0)
+        LOG_ERROR("server", "the group coordinator could not load everything from __consumer_offsets");
     net_limits_t limits = {
         .max_request_bytes = (int32_t)broker_config_get_long(b.config, "socket.request.max.bytes"),
         .max_idle_ms = broker_config_get_long(b.config, "connections.max.idle.ms"),
@@ -290,6 +295,7 @@ int main(int argc, char **argv)
     b.listener = net_listener_open(b.loop, b.listen_host, b.listen_port, &limits, &handlers, err, sizeof(err));
     if (b.listener == NULL) {
         LOG_ERROR("server", "%s", err);
+        group_coordinator_destroy(b.groups);
         topics_close(b.topics, true);
         return 1;
     }
@@ -313,7 +319,8 @@ int main(int argc, char **argv)
              b.advertised_host, b.advertised_port, broker_config_log_dirs(b.config), topics_count(b.topics));
     rc = evloop_run(b.loop);
     LOG_INFO("server", "Runnel %s stopping", RUNNEL_VERSION);
-    net_listener_close(b.listener);
+    net_listener_close(b.listener); /* cancels waiting JoinGroup/SyncGroup requests */
+    group_coordinator_destroy(b.groups);
     evloop_timer_stop(b.loop, &b.housekeeping);
     evloop_timer_stop(b.loop, &g_log_timer);
     if (g_cleaner_io.fd >= 0)
