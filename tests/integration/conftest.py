@@ -8,6 +8,13 @@ Fixtures:
                 start_broker(overrides={'num.partitions': 3}))
   topic         unique topic name for the test
 On failure, the part of each broker's log written during the test is attached.
+
+Environment:
+  RUNNEL_SERVER     broker binary (default build/runnel-server; e.g. build/asan/runnel-server)
+  RUNNEL_BOOTSTRAP  host:port of a running broker: tests that only need a broker use it,
+                    tests needing restarts, overrides or the data dir are skipped
+  RUNNEL_BIG=1      the done-when scenario with 1,000,000 records instead of 100,000
+  KCAT              kcat binary (default: kcat on PATH)
 """
 
 import os
