@@ -6,7 +6,6 @@ the __consumer_offsets record format (Kafka's, at the partition given by
 Java's String.hashCode)."""
 
 import struct
-import threading
 import time
 import uuid
 
@@ -361,7 +360,7 @@ def test_join_errors(gb):
             assert join(d, g, ptype='connect', v=1)['error'] == INCONSISTENT_GROUP_PROTOCOL
             assert join(d, g, protocols=(('roundrobin', b''),), v=1)['error'] == INCONSISTENT_GROUP_PROTOCOL
         assert sync(c, g, 1, j['member'], [(j['member'], b'x')]) == (0, b'x')
-        assert sync(c, g, 5, j['member']) [0] == ILLEGAL_GENERATION
+        assert sync(c, g, 5, j['member'])[0] == ILLEGAL_GENERATION
         assert sync(c, g, 1, 'other')[0] == UNKNOWN_MEMBER_ID
 
 
@@ -394,8 +393,9 @@ def test_follower_sync_waits_for_leader(gb):
     conns, ids, gen, leader = stable_group(gb, g, n=2)
     a, b = conns
     try:
-        # a rebalance: both rejoin; the follower's SyncGroup waits for the leader's
-        join(b, g, member=ids[1], send_only=True)
+        # new metadata from the follower starts a rebalance; its SyncGroup then
+        # waits for the leader's
+        join(b, g, member=ids[1], protocols=(('range', b'm2'),), send_only=True)
         time.sleep(0.1)
         assert heartbeat(a, g, gen, ids[0]) == REBALANCE_IN_PROGRESS
         j = join(a, g, member=ids[0])
@@ -475,9 +475,11 @@ def test_member_that_never_syncs_is_removed(gb):
         b.close()
 
 
-def test_closed_connection_cancels_waiting_join(gb):
-    """A JoinGroup waiting at the barrier whose connection closes is
-    withdrawn; the rebalance completes without that member."""
+def test_closed_member_is_evicted_after_the_barrier(gb):
+    """A member whose connection closes quietly while its join waits (the
+    broker cannot see it: the socket is not read meanwhile, as in Kafka)
+    takes part in the barrier, never syncs nor heartbeats, and is evicted
+    after its session timeout; the group then rebalances without it."""
     g = gid()
     a, b = Conn.to(gb.bootstrap, timeout=20), Conn.to(gb.bootstrap, timeout=20)
     try:
@@ -486,17 +488,47 @@ def test_closed_connection_cancels_waiting_join(gb):
         mb = join(b, g, session=1000)['member']
         join(b, g, member=mb, session=1000, send_only=True)
         time.sleep(0.1)
-        b.close()  # its join is waiting for a to rejoin
-        time.sleep(0.1)
+        b.close()
         assert heartbeat(a, g, 1, ma) == REBALANCE_IN_PROGRESS
         j = join(a, g, member=ma, session=1000)
         assert j['error'] == 0 and j['generation'] == 2
-        assert [m[0] for m in j['members']] == [ma]
-        assert sync(a, g, 2, ma, [(ma, b'all')]) == (0, b'all')
-        assert len(describe(a, g)['members']) == 1
+        sync(a, g, 2, ma, [(ma, b'a'), (mb, b'b')])
+        err = 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and err == 0:
+            time.sleep(0.2)
+            err = heartbeat(a, g, 2, ma)
+        assert err == REBALANCE_IN_PROGRESS
+        j = join(a, g, member=ma, session=1000)
+        assert j['generation'] == 3 and [m[0] for m in j['members']] == [ma]
     finally:
         a.close()
         b.close()
+
+
+def test_shutdown_with_waiting_join_and_sync(start_broker):
+    """SIGTERM while a JoinGroup and a SyncGroup wait: the closing
+    connections cancel them and the broker exits cleanly (exit 0 is checked)."""
+    b = start_broker(overrides=OVERRIDES)
+    g1, g2 = gid(), gid()
+    a, w1, w2 = (Conn.to(b.bootstrap, timeout=20) for _ in range(3))
+    ma = join_full(a, g1)['member']
+    sync(a, g1, 1, ma)
+    m1 = join(w1, g1)['member']
+    join(w1, g1, member=m1, send_only=True)  # waits for a to rejoin
+    c2, c3 = Conn.to(b.bootstrap, timeout=20), Conn.to(b.bootstrap, timeout=20)
+    x = join_full(c2, g2)['member']
+    join(c3, g2, v=1, send_only=True)
+    time.sleep(0.1)
+    jx = join(c2, g2, member=x)
+    jy = recv_join(c3, 1)
+    follower = jy['member'] if jx['leader'] == x else x
+    fconn = c3 if follower == jy['member'] else c2
+    sync(fconn, g2, jx['generation'], follower, send_only=True)  # waits for the leader
+    time.sleep(0.2)
+    b.stop()
+    for c in (a, w1, w2, c2, c3):
+        c.close()
 
 
 def test_static_member_replaces_without_rebalance(gb):
@@ -514,7 +546,7 @@ def test_static_member_replaces_without_rebalance(gb):
         gen = j1['generation']
         assert gen == 2 and j1['leader'] == ja['member']
         mb = j2['member']
-        assert sync(b, g, gen, mb, instance='inst-b', send_only=True)
+        sync(b, g, gen, mb, instance='inst-b', send_only=True)
         assert sync(a, g, gen, ja['member'], [(ja['member'], b'A2'), (mb, b'B2')], instance='inst-a') == (0, b'A2')
         assert recv_sync(b) == (0, b'B2')
         # b "restarts": same instance id, no member id, same metadata -> new id, same generation
@@ -542,7 +574,7 @@ def test_static_member_replaces_without_rebalance(gb):
 
 def test_offsets_commit_fetch_metadata_and_generation_checks(gb):
     g = gid()
-    topic = helpers.create_topic(gb.bootstrap, helpers.unique_topic('goff'), partitions=3)
+    topic = helpers.create_topic(gb.bootstrap, conftest.unique_topic('goff'), partitions=3)
     with Conn.to(gb.bootstrap) as c:
         # simple (standalone) commits: generation -1, no member
         res = commit(c, g, {(topic, 0): (5, 3, 'meta-0'), (topic, 1): (7, -1, None),
@@ -594,8 +626,8 @@ def test_offsets_commit_fetch_metadata_and_generation_checks(gb):
 
 def test_offset_delete_checks_consumer_subscriptions(gb):
     g = gid()
-    t1 = helpers.create_topic(gb.bootstrap, helpers.unique_topic('sub1'), partitions=1)
-    t2 = helpers.create_topic(gb.bootstrap, helpers.unique_topic('sub2'), partitions=1)
+    t1 = helpers.create_topic(gb.bootstrap, conftest.unique_topic('sub1'), partitions=1)
+    t2 = helpers.create_topic(gb.bootstrap, conftest.unique_topic('sub2'), partitions=1)
     sub = subscription([t1])
     with Conn.to(gb.bootstrap, timeout=20) as c:
         j = join_full(c, g, protocols=(('range', sub),))
@@ -609,7 +641,7 @@ def test_offset_delete_checks_consumer_subscriptions(gb):
 
 def test_list_groups_state_filter(gb):
     g_stable, g_empty = gid(), gid()
-    topic = helpers.create_topic(gb.bootstrap, helpers.unique_topic('lg'), partitions=1)
+    topic = helpers.create_topic(gb.bootstrap, conftest.unique_topic('lg'), partitions=1)
     with Conn.to(gb.bootstrap, timeout=20) as c:
         j = join_full(c, g_stable)
         sync(c, g_stable, j['generation'], j['member'])
@@ -628,7 +660,7 @@ def test_consumer_offsets_record_format(gb):
     Kafka's format: key v1 (group, topic, partition), value v3 (offset,
     leader epoch, metadata, commit timestamp); group metadata key v2."""
     g = 'fmt-\u00e9\u4e2d-' + uuid.uuid4().hex[:6]  # non-ASCII: UTF-16 hashing
-    topic = helpers.create_topic(gb.bootstrap, helpers.unique_topic('fmt'), partitions=2)
+    topic = helpers.create_topic(gb.bootstrap, conftest.unique_topic('fmt'), partitions=2)
     part = (java_hash(g) & 0x7FFFFFFF) % 7
     before = helpers.now_ms()
     with Conn.to(gb.bootstrap, timeout=20) as c:
@@ -660,7 +692,7 @@ def test_consumer_offsets_record_format(gb):
 
 def test_restart_reloads_groups_and_offsets(start_broker):
     b = start_broker(overrides=OVERRIDES)
-    topic = helpers.create_topic(b.bootstrap, helpers.unique_topic('rl'), partitions=2)
+    topic = helpers.create_topic(b.bootstrap, conftest.unique_topic('rl'), partitions=2)
     g_simple, g_members, g_deleted = gid(), gid(), gid()
     with Conn.to(b.bootstrap, timeout=20) as c:
         commit(c, g_simple, {(topic, 0): (10, 2, 'keep'), (topic, 1): (20, -1, '')})
@@ -693,7 +725,7 @@ def test_restart_reloads_groups_and_offsets(start_broker):
 def test_offsets_retention_expires_empty_groups(start_broker):
     b = start_broker(overrides=dict(OVERRIDES, **{'offsets.retention.minutes': 1,
                                                   'offsets.retention.check.interval.ms': 300}))
-    topic = helpers.create_topic(b.bootstrap, helpers.unique_topic('exp'), partitions=1)
+    topic = helpers.create_topic(b.bootstrap, conftest.unique_topic('exp'), partitions=1)
     g = gid()
     with Conn.to(b.bootstrap, timeout=20) as c:
         # OffsetCommit v2's retention time gives this offset an explicit expiry
