@@ -262,7 +262,8 @@ def offset_delete(c, group, parts):
 
 
 def stable_group(b, group, n=2, **kw):
-    """n raw members joined and synced: returns (conns, members, generation, leader)."""
+    """n raw members joined and synced: returns (conns, members, generation,
+    leader), the leader's connection and id first."""
     conns = [Conn.to(b.bootstrap, timeout=20) for _ in range(n)]
     ids = []
     for c in conns:
@@ -286,7 +287,9 @@ def stable_group(b, group, n=2, **kw):
     for c, m in zip(conns, ids):
         if m != leader:
             assert recv_sync(c) == (0, ('assign-' + m).encode())
-    return conns, ids, gen, leader
+    # the leader first (whichever second join the broker saw first)
+    order = sorted(range(n), key=lambda i: ids[i] != leader)
+    return [conns[i] for i in order], [ids[i] for i in order], gen, leader
 
 
 # ---------------------------------------------------------------- tests
