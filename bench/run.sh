@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# bench/run.sh - Runnel's benchmark (issue 8): runnel-server and librdkafka's
+# mock cluster under the identical librdkafka workload, plus the machine's own
+# limits, in one run. See bench/README.md.
+#
+#   bench/run.sh                  full run (BENCH_RUNS=3 repetitions, ~10 min)
+#   BENCH_QUICK=1 bench/run.sh    smoke version with small counts (~1 min)
+#
+# Environment: BENCH_RUNS (repetitions, default 3, quick 1), BENCH_QUICK,
+# BENCH_KEEP=1 (keep the temp dir with logs and data), BENCH_OUT (where the
+# raw results and the summary are copied, default build/bench).
+# Everything runs on 127.0.0.1 and in one temp dir; every process started here
+# is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+    RUNS=${BENCH_RUNS:-1}
+    N1=200000 N2=20000 N6=10000 E2E_S=2 W7_TOPICS=10 W7_PARTS=100 N7=20000
+    DISK_MB=128 TCP_S=1
+else
+    RUNS=${BENCH_RUNS:-3}
+    N1=2000000 N2=200000 N6=100000 E2E_S=10 W7_TOPICS=100 W7_PARTS=100 N7=200000
+    DISK_MB=512 TCP_S=3
+fi
+OUT_DIR=${BENCH_OUT:-build/bench}
+
+make -s build/runnel-server >/dev/null
+make -s -f bench/Makefile >/dev/null
+RK=build/bench/rkbench
+SERVER=build/runnel-server
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/runnel-bench.XXXXXX")
+RES=$WORK/results.txt
+PROBLEMS=$WORK/problems.txt
+: >"$RES"
+: >"$PROBLEMS"
+PIDS=()
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]+"${PIDS[@]}"}"; do
+        if kill -0 "$p" 2>/dev/null; then
+            kill -TERM "$p" 2>/dev/null || true
+        fi
+    done
+    for p in "${PIDS[@]+"${PIDS[@]}"}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+        echo "bench: kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+problem() { echo "$*" >>"$PROBLEMS"; say "PROBLEM: $*"; }
+
+# record TAGS... -- CMD...: runs an rkbench command, appends its RESULT line
+# with the tags to the results file; a failure is recorded, not fatal.
+record() {
+    local tags=()
+    while [ "$1" != "--" ]; do tags+=("$1"); shift; done
+    shift
+    local out rc=0 errf=$WORK/last.err
+    out=$("$@" 2>"$errf") || rc=$?
+    local line
+    line=$(printf '%s\n' "$out" | grep '^RESULT ' | tail -1 | sed 's/^RESULT //')
+    echo "${tags[*]} status=$([ $rc = 0 ] && echo ok || echo fail) $line" >>"$RES"
+    say "${tags[*]} $line"
+    if [ $rc != 0 ]; then
+        problem "${tags[*]}: rc=$rc: $(grep -v '^%' "$errf" | tail -3 | tr '\n' ' ')"
+        problem "  reproduce: $*"
+    fi
+}
+
+# ---------------------------------------------------------------- brokers
+BROKER_PID=0
+BOOT=
+BROKER_LOG=
+
+# start_runnel NAME [overrides...]: fresh or existing data dir $WORK/NAME.
+start_runnel() {
+    local name=$1; shift
+    local port ov=() t0
+    port=$($RK freeport)
+    for o in "$@"; do ov+=(--override "$o"); done
+    BROKER_LOG=$WORK/$name.log
+    t0=$(date +%s%N)
+    $SERVER --override "listeners=PLAINTEXT://127.0.0.1:$port" \
+        --override "log.dirs=$WORK/$name" "${ov[@]}" >>"$BROKER_LOG" 2>&1 &
+    BROKER_PID=$!
+    PIDS+=("$BROKER_PID")
+    BOOT=127.0.0.1:$port
+    READY=$($RK waitport --port "$port" --since-ns "$t0" --timeout-ms 60000 | sed 's/^RESULT //') || {
+        problem "runnel-server ($name) did not accept connections on $port; log: $(tail -3 "$BROKER_LOG")"
+        exit 1
+    }
+}
+
+# stop_broker [KILL]: SIGTERM (or SIGKILL) and wait; a non-zero exit after
+# SIGTERM is a problem. Sets STOP_MS to the time the broker took to exit.
+STOP_MS=0
+stop_broker() {
+    local sig=${1:-TERM} rc=0 t0 t1 p keep=()
+    t0=$(date +%s%N)
+    kill -"$sig" "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || rc=$?
+    t1=$(date +%s%N)
+    STOP_MS=$(( (t1 - t0) / 1000000 ))
+    for p in "${PIDS[@]+"${PIDS[@]}"}"; do [ "$p" = "$BROKER_PID" ] || keep+=("$p"); done
+    PIDS=("${keep[@]+"${keep[@]}"}")
+    if [ "$sig" = TERM ] && [ $rc != 0 ]; then
+        problem "broker pid $BROKER_PID exited $rc after SIGTERM; log $BROKER_LOG: $(tail -3 "$BROKER_LOG" | tr '\n' ' ')"
+    fi
+}
+
+# start_mock TOPIC:PARTS...: librdkafka's mock cluster (1 broker) in its own process.
+start_mock() {
+    local tops=() i
+    for t in "$@"; do tops+=(--topic "$t"); done
+    BROKER_LOG=$WORK/mock.log
+    $RK mock --brokers 1 "${tops[@]}" >"$WORK/mock.boot" 2>>"$BROKER_LOG" &
+    BROKER_PID=$!
+    PIDS+=("$BROKER_PID")
+    for i in $(seq 100); do
+        [ -s "$WORK/mock.boot" ] && break
+        sleep 0.05
+    done
+    BOOT=$(head -1 "$WORK/mock.boot")
+    [ -n "$BOOT" ] || { problem "mock cluster did not start"; exit 1; }
+}
+
+check_log() { # name: counts WARN/ERROR lines of a runnel log
+    local n
+    n=$(grep -cE ' (WARN|ERROR) ' "$BROKER_LOG" || true)
+    if [ "$n" != 0 ]; then
+        problem "$1: $n WARN/ERROR lines in the broker log, e.g. $(grep -E ' (WARN|ERROR) ' "$BROKER_LOG" | head -2 | tr '\n' ' ')"
+    fi
+}
+
+TOPICS=(w1:8 w2:8 w2rr:64 e2e500:1 e2e1:1)
+
+# ---------------------------------------------------------------- one run
+machine_limits() {
+    local r=$1
+    record run="$r" wl=tcp broker=machine -- $RK tcp --seconds "$TCP_S"
+    record run="$r" wl=disk_nosync broker=machine -- $RK disk --dir "$WORK" --mb "$DISK_MB" --block 1024 --sync none
+    record run="$r" wl=disk_fdatasync_end broker=machine -- $RK disk --dir "$WORK" --mb "$DISK_MB" --block 1024 --sync end
+    record run="$r" wl=disk_fdatasync_1m broker=machine -- $RK disk --dir "$WORK" --mb $((DISK_MB / 2)) --block 1024 --sync each
+    record run="$r" wl=disk_fdatasync_64k broker=machine -- $RK disk --dir "$WORK" --mb $((DISK_MB / 8)) --block 64 --sync each
+}
+
+workloads() { # run broker
+    local r=$1 b=$2 pid=$BROKER_PID
+    local c=(run="$r" broker="$b")
+    record "${c[@]}" wl=w1 -- $RK produce -b "$BOOT" --topic w1 --count "$N1" --size 100 --acks 1 --linger-ms 5 --pid "$pid"
+    record "${c[@]}" wl=w2 -- $RK produce -b "$BOOT" --topic w2 --count "$N2" --size 1024 --acks 1 --linger-ms 5 --pid "$pid"
+    record "${c[@]}" wl=w2rr64 -- $RK produce -b "$BOOT" --topic w2rr --count "$N2" --size 1024 --acks 1 --linger-ms 5 --rr 64 --pid "$pid"
+    record "${c[@]}" wl=w3_1k -- $RK consume -b "$BOOT" --topic w2 --partitions 8 --count 0 --pid "$pid"
+    record "${c[@]}" wl=w3_100 -- $RK consume -b "$BOOT" --topic w1 --partitions 8 --count 0 --pid "$pid"
+    record "${c[@]}" wl=w4_wait500 -- $RK e2e -b "$BOOT" --topic e2e500 --rate 10000 --seconds "$E2E_S" --size 100 --acks all --linger-ms 1 --fetch-wait-ms 500 --pid "$pid"
+    record "${c[@]}" wl=w4_wait1 -- $RK e2e -b "$BOOT" --topic e2e1 --rate 10000 --seconds "$E2E_S" --size 100 --acks all --linger-ms 1 --fetch-wait-ms 1 --pid "$pid"
+}
+
+one_run() {
+    local r=$1
+    say "run $r/$RUNS: machine limits"
+    machine_limits "$r"
+
+    say "run $r/$RUNS: runnel-server"
+    rm -rf "$WORK/runnel"
+    start_runnel runnel
+    local targs=()
+    for t in "${TOPICS[@]}"; do targs+=(--topic "$t"); done
+    record run="$r" broker=runnel wl=create -- $RK create -b "$BOOT" "${targs[@]}"
+    workloads "$r" runnel
+    check_log "run $r runnel"
+    stop_broker
+
+    say "run $r/$RUNS: librdkafka mock cluster"
+    start_mock "${TOPICS[@]}"
+    workloads "$r" mock
+    stop_broker
+
+    say "run $r/$RUNS: runnel-server, durable (log.flush.interval.messages=1)"
+    rm -rf "$WORK/durable"
+    start_runnel durable log.flush.interval.messages=1
+    record run="$r" broker=runnel wl=create -- $RK create -b "$BOOT" --topic w6:8
+    record run="$r" broker=runnel wl=w6 -- $RK produce -b "$BOOT" --topic w6 --count "$N6" --size 1024 --acks 1 --linger-ms 5 --pid "$BROKER_PID"
+    check_log "run $r durable"
+    stop_broker
+    rm -rf "$WORK/runnel" "$WORK/durable"
+}
+
+# Workload 7: memory with many partitions and startup time with data.
+workload7() {
+    local parts=$((W7_TOPICS * W7_PARTS)) r
+    say "workload 7: $parts partitions"
+    rm -rf "$WORK/w7"
+    start_runnel w7
+    echo "run=1 broker=runnel wl=w7_start_empty status=ok $READY" >>"$RES"
+    record run=1 broker=runnel wl=w7_create -- $RK create -b "$BOOT" --prefix t --topics "$W7_TOPICS" --partitions "$W7_PARTS"
+    sleep 2
+    echo "run=1 broker=runnel wl=w7_idle status=ok partitions=$parts broker_rss_kb=$(awk '/^VmRSS/{print $2}' /proc/$BROKER_PID/status) broker_hwm_kb=$(awk '/^VmHWM/{print $2}' /proc/$BROKER_PID/status) fds=$(ls /proc/$BROKER_PID/fd | wc -l)" >>"$RES"
+    record run=1 broker=runnel wl=w7_fill -- $RK produce -b "$BOOT" --prefix t --topics "$W7_TOPICS" --rr "$W7_PARTS" --count "$N7" --size 1024 --acks 1 --linger-ms 5 --pid "$BROKER_PID"
+    sleep 1
+    echo "run=1 broker=runnel wl=w7_after_fill status=ok partitions=$parts broker_rss_kb=$(awk '/^VmRSS/{print $2}' /proc/$BROKER_PID/status) broker_hwm_kb=$(awk '/^VmHWM/{print $2}' /proc/$BROKER_PID/status) fds=$(ls /proc/$BROKER_PID/fd | wc -l)" >>"$RES"
+    check_log "w7"
+    stop_broker
+    echo "run=1 broker=runnel wl=w7_shutdown_fill status=ok shutdown_ms=$STOP_MS" >>"$RES"
+    for r in $(seq "$RUNS"); do
+        start_runnel w7
+        sleep 1
+        echo "run=$r broker=runnel wl=w7_start_data status=ok $READY partitions=$parts broker_rss_kb=$(awk '/^VmRSS/{print $2}' /proc/$BROKER_PID/status)" >>"$RES"
+        say "w7 restart $r: $READY"
+        stop_broker
+        echo "run=$r broker=runnel wl=w7_shutdown status=ok shutdown_ms=$STOP_MS" >>"$RES"
+    done
+    # after a crash: every log has unflushed data to scan
+    start_runnel w7
+    record run=1 broker=runnel wl=w7_more -- $RK produce -b "$BOOT" --prefix t --topics "$W7_TOPICS" --rr "$W7_PARTS" --count "$N7" --size 1024 --acks 1 --linger-ms 5
+    stop_broker KILL >/dev/null
+    start_runnel w7
+    echo "run=1 broker=runnel wl=w7_start_crash status=ok $READY partitions=$parts" >>"$RES"
+    say "w7 restart after SIGKILL: $READY"
+    check_log "w7 after crash"
+    stop_broker
+    rm -rf "$WORK/w7"
+}
+
+say "bench: quick=$QUICK runs=$RUNS work dir $WORK"
+for r in $(seq "$RUNS"); do
+    one_run "$r"
+done
+workload7
+echo "run=1 broker=none wl=w5 status=skipped reason=no_cluster_mode" >>"$RES"
+say "workload 5: skipped: no cluster mode"
+
+mkdir -p "$OUT_DIR"
+cp "$RES" "$OUT_DIR/results.txt"
+cp "$PROBLEMS" "$OUT_DIR/problems.txt"
+python3 bench/summarize.py "$RES" "$PROBLEMS" | tee "$OUT_DIR/summary.md"

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""bench/summarize.py - turns bench/run.sh's raw results into markdown.
+
+Input: results.txt, one line per measurement of space-separated key=value
+tokens (run, wl, broker, status, then rkbench's RESULT fields), and the
+problems file. Output (stdout): a table of medians with min-max over the
+runs, Runnel/mock ratios, and the issue's targets marked met / not met.
+"""
+import statistics
+import sys
+from collections import defaultdict
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            kv = {}
+            for tok in line.split():
+                if "=" in tok:
+                    k, v = tok.split("=", 1)
+                    kv[k] = v
+            if kv:
+                rows.append(kv)
+    return rows
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+class Data:
+    def __init__(self, rows):
+        self.vals = defaultdict(list)
+        self.fails = defaultdict(int)
+        for r in rows:
+            key = (r.get("wl"), r.get("broker"))
+            if r.get("status") == "fail":
+                self.fails[key] += 1
+            for k, v in r.items():
+                x = num(v)
+                if x is not None and k != "run":
+                    self.vals[key + (k,)].append(x)
+
+    def get(self, wl, broker, metric):
+        return self.vals.get((wl, broker, metric), [])
+
+    def med(self, wl, broker, metric):
+        v = self.get(wl, broker, metric)
+        return statistics.median(v) if v else None
+
+
+def fmt(x):
+    if x is None:
+        return "–"
+    a = abs(x)
+    if a >= 1e6:
+        return f"{x / 1e6:.2f} M"
+    if a >= 1e4:
+        return f"{x / 1e3:.0f} k"
+    if a >= 100:
+        return f"{x:.0f}"
+    if a >= 10:
+        return f"{x:.1f}"
+    if a >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
+def cell(vals):
+    if not vals:
+        return "–"
+    m = statistics.median(vals)
+    if len(vals) == 1:
+        return fmt(m)
+    return f"{fmt(m)} ({fmt(min(vals))}–{fmt(max(vals))})"
+
+
+ROWS = [
+    # workload, label, metrics
+    ("w1", "1: produce 100 B ×N, acks=1, linger 5 ms, 8 partitions, keyless",
+     ["rec_per_s", "mb_per_s", "broker_cpu_us_per_rec"]),
+    ("w2", "2: produce 1 KiB, acks=1, linger 5 ms, 8 partitions, keyless",
+     ["rec_per_s", "mb_per_s", "broker_cpu_us_per_rec", "broker_hwm_kb"]),
+    ("w2rr64", "2: produce 1 KiB, round-robin over 64 partitions",
+     ["rec_per_s", "mb_per_s", "broker_cpu_us_per_rec", "broker_hwm_kb"]),
+    ("w3_1k", "3: consume the 1 KiB records from the start",
+     ["records", "first_ms", "rec_per_s", "mb_per_s", "steady_rec_per_s", "steady_mb_per_s",
+      "broker_cpu_us_per_rec"]),
+    ("w3_100", "3: consume the 100 B records from the start",
+     ["records", "first_ms", "rec_per_s", "mb_per_s", "steady_rec_per_s", "steady_mb_per_s",
+      "broker_cpu_us_per_rec"]),
+    ("w4_wait500", "4: e2e 10k msg/s, 100 B, acks=all, linger 1 ms, fetch.wait.max.ms=500",
+     ["p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "lost", "broker_cpu_us_per_rec"]),
+    ("w4_wait1", "4: e2e, fetch.wait.max.ms=1",
+     ["p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "lost", "broker_cpu_us_per_rec"]),
+]
+
+UNITS = {
+    "rec_per_s": "records/s", "mb_per_s": "MB/s (payload)",
+    "broker_cpu_us_per_rec": "broker CPU µs/record", "broker_hwm_kb": "broker peak RSS KiB",
+    "records": "records read", "first_ms": "ms to the first record",
+    "steady_rec_per_s": "records/s, first to last record", "steady_mb_per_s": "MB/s, first to last record", "p50_ms": "p50 ms", "p90_ms": "p90 ms", "p99_ms": "p99 ms",
+    "p999_ms": "p99.9 ms", "max_ms": "max ms", "lost": "messages not received",
+}
+
+
+def main():
+    rows = load(sys.argv[1])
+    problems = []
+    if len(sys.argv) > 2:
+        with open(sys.argv[2]) as f:
+            problems = [l.rstrip() for l in f if l.strip()]
+    d = Data(rows)
+    runs = sorted({int(r["run"]) for r in rows if "run" in r and r.get("wl") == "w1"})
+    out = []
+    p = out.append
+    p(f"Runs: {len(runs)}; cells are median (min–max). Ratio = Runnel median / mock median.")
+    p("")
+    p("| workload | metric | Runnel | librdkafka mock | Runnel/mock |")
+    p("|---|---|---|---|---|")
+    for wl, label, metrics in ROWS:
+        first = True
+        for m in metrics:
+            rv, mv = d.get(wl, "runnel", m), d.get(wl, "mock", m)
+            if not rv and not mv:
+                continue
+            ratio = "–"
+            if rv and mv and statistics.median(mv) != 0:
+                ratio = f"{statistics.median(rv) / statistics.median(mv):.2f}×"
+            p(f"| {label if first else ''} | {UNITS.get(m, m)} | {cell(rv)} | {cell(mv)} | {ratio} |")
+            first = False
+        nf = d.fails.get((wl, "runnel"), 0) + d.fails.get((wl, "mock"), 0)
+        if nf:
+            p(f"| | **failed runs** | {d.fails.get((wl, 'runnel'), 0)} | {d.fails.get((wl, 'mock'), 0)} | |")
+    p("| 5: e2e on a 3-broker cluster | | skipped: no cluster mode | | |")
+    for m in ["rec_per_s", "mb_per_s", "broker_cpu_us_per_rec"]:
+        p(f"| {'6: durable (flush per produce), 1 KiB, acks=1, 8 partitions' if m == 'rec_per_s' else ''}"
+          f" | {UNITS[m]} | {cell(d.get('w6', 'runnel', m))} | | |")
+    p("")
+    p("Workload 7 (Runnel only):")
+    p("")
+    p("| measurement | value |")
+    p("|---|---|")
+    w7 = [
+        ("w7_start_empty", "ready_ms", "startup, empty data dir (ms)"),
+        ("w7_create", "create_ms", "CreateTopics of all partitions (ms)"),
+        ("w7_idle", "partitions", "partitions"),
+        ("w7_idle", "broker_rss_kb", "RSS idle with all partitions (KiB)"),
+        ("w7_idle", "fds", "open fds idle"),
+        ("w7_fill", "rec_per_s", "fill: 1 KiB records round-robin over all partitions (records/s)"),
+        ("w7_after_fill", "broker_rss_kb", "RSS after the fill (KiB)"),
+        ("w7_after_fill", "broker_hwm_kb", "peak RSS during the fill (KiB)"),
+        ("w7_after_fill", "fds", "open fds after the fill"),
+        ("w7_shutdown_fill", "shutdown_ms", "clean shutdown after the fill (ms)"),
+        ("w7_start_data", "ready_ms", "startup with data, after a clean shutdown (ms)"),
+        ("w7_start_data", "broker_rss_kb", "RSS after that startup (KiB)"),
+        ("w7_shutdown", "shutdown_ms", "clean shutdown, idle (ms)"),
+        ("w7_start_crash", "ready_ms", "startup after SIGKILL with unflushed data (ms)"),
+    ]
+    for wl, m, label in w7:
+        p(f"| {label} | {cell(d.get(wl, 'runnel', m))} |")
+    p("")
+    p("Machine limits:")
+    p("")
+    p("| measurement | MB/s | per fdatasync (ms) |")
+    p("|---|---|---|")
+    for wl, label in [
+        ("tcp", "loopback TCP, one stream, 256 KiB writes"),
+        ("disk_nosync", "sequential write 1 MiB blocks, no sync (page cache)"),
+        ("disk_fdatasync_end", "sequential write 1 MiB blocks + one fdatasync at the end"),
+        ("disk_fdatasync_1m", "write + fdatasync every 1 MiB"),
+        ("disk_fdatasync_64k", "write + fdatasync every 64 KiB"),
+    ]:
+        sync = d.get(wl, "machine", "sync_ms") if wl.startswith("disk_fdatasync") else []
+        p(f"| {label} | {cell(d.get(wl, 'machine', 'mb_per_s'))} | {cell(sync)} |")
+    p("")
+
+    # targets
+    def ratio(wl, m):
+        r, mk = d.med(wl, "runnel", m), d.med(wl, "mock", m)
+        return r / mk if r is not None and mk else None
+
+    def mark(ok):
+        return "–" if ok is None else ("met" if ok else "**not met**")
+
+    p("Targets (issue 8):")
+    p("")
+    p("| target | measured | |")
+    p("|---|---|---|")
+    r1 = ratio("w1", "rec_per_s")
+    c1 = ratio("w1", "broker_cpu_us_per_rec")
+    p(f"| 1: throughput ≥ 1.0× mock | {fmt(r1)}× | {mark(r1 is not None and r1 >= 1.0) if r1 else '–'} |")
+    p(f"| 1: broker CPU/record ≤ 0.7× mock | {fmt(c1)}× | {mark(c1 is not None and c1 <= 0.7) if c1 else '–'} |")
+    r2 = ratio("w2rr64", "rec_per_s")
+    p(f"| 2 (64 partitions): ≥ 2× mock | {fmt(r2)}× | {mark(r2 >= 2.0) if r2 else '–'} |")
+    r3 = ratio("w3_1k", "steady_rec_per_s")
+    r3s = ratio("w3_1k", "rec_per_s")
+    p(f"| 3 (1 KiB): ≥ 2× mock | {fmt(r3)}× first-to-last record ({fmt(r3s)}× from the start) | "
+      f"{mark(r3 >= 2.0) if r3 else '–'} |")
+    p50, p99 = d.med("w4_wait500", "runnel", "p50_ms"), d.med("w4_wait500", "runnel", "p99_ms")
+    ok4 = None if p50 is None else (p50 < 2 and p99 < 5)
+    p(f"| 4: p50 < 2 ms and p99 < 5 ms with fetch.wait.max.ms=500 | p50 {fmt(p50)} ms, p99 {fmt(p99)} ms | {mark(ok4)} |")
+    p("| 5: p99 < 10 ms on 3 brokers | skipped: no cluster mode | – |")
+    w6 = d.med("w6", "runnel", "mb_per_s")
+    ref = d.med("disk_fdatasync_end", "machine", "mb_per_s")
+    ref1m = d.med("disk_fdatasync_1m", "machine", "mb_per_s")
+    if w6 is not None and ref:
+        p(f"| 6: ≥ 50 % of sequential write+fdatasync bandwidth | {fmt(w6)} MB/s = {100 * w6 / ref:.0f} % of "
+          f"{fmt(ref)} MB/s (write+one fdatasync; {100 * w6 / ref1m:.0f} % of fdatasync per 1 MiB) | "
+          f"{mark(w6 >= 0.5 * ref)} |")
+    rss = d.med("w7_idle", "runnel", "broker_rss_kb")
+    parts = d.med("w7_idle", "runnel", "partitions")
+    if rss is not None:
+        p(f"| 7: RSS < 100 MiB with {fmt(parts)} partitions | {rss / 1024:.1f} MiB idle | {mark(rss < 100 * 1024)} |")
+    st = d.med("w7_start_data", "runnel", "ready_ms")
+    if st is not None:
+        p(f"| 7: startup < 2 s with {fmt(parts)} partitions holding data | {fmt(st)} ms | {mark(st < 2000)} |")
+    p("")
+    if problems:
+        p("Problems seen during the run:")
+        p("")
+        for l in problems:
+            p(f"    {l}")
+    else:
+        p("No problems seen (every command succeeded, no WARN/ERROR lines in the broker logs, "
+          "clean exits).")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
