@@ -234,3 +234,45 @@ def test_delete_records_logs_deletion(rbroker, topic):
     assert re.search(r'topic %s partition 0: deleting segment %020d \(DeleteRecords' % (
         re.escape(topic), bases[0]), text)
     assert low(rbroker, topic) == bases[2] + 1
+
+
+def test_fetch_in_flight_survives_segment_deletion(rbroker, topic):
+    """A Fetch answer is being sent from a segment (the reader reads slowly)
+    when retention deletes that segment: the answer still arrives whole,
+    because the broker sends from a dup() of the segment's descriptor."""
+    import socket
+    import struct
+    create_topic(rbroker.bootstrap, topic, config={'segment.bytes': str(12 << 20)})
+    recs = make_records(14000, 'big', base_ts=now_ms() - 7200 * 1000, value_size=1000, headers=False)
+    produce_confluent(rbroker.bootstrap, topic, recs, conf={'linger.ms': 5})
+    bases = segment_bases(rbroker, topic)
+    assert len(bases) == 2
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.settimeout(20)
+    s.connect((rbroker.host, rbroker.port))
+    conn = kafka_raw.Conn.__new__(kafka_raw.Conn)
+    conn.sock, conn.client_id, conn.next_corr = s, 'slow-reader', 1
+    try:
+        conn.send(kafka_raw.FETCH, 5, kafka_raw.fetch_body(
+            topic, 0, 0, max_wait_ms=0, min_bytes=1, max_bytes=64 << 20,
+            partition_max_bytes=64 << 20))
+        head = kafka_raw.recv_exact(s, 4 + 4096)
+        size = struct.unpack('>i', head[:4])[0]
+        assert size > 10 << 20  # the whole first segment is on its way
+        mark = rbroker.log_size()
+        alter_topic(rbroker.bootstrap, topic, {'retention.ms': '60000'})
+        wait_for(lambda: 'deleting segment 00000000000000000000' in rbroker.log_text(mark),
+                 10, 0.05, 'the segment being sent to be deleted')
+        assert not os.path.exists(os.path.join(rbroker.partition_dir(topic), '%020d.log' % 0))
+        rest = kafka_raw.recv_exact(s, size - 4096)
+    finally:
+        conn.close()
+    r = kafka_raw.Reader(head[4:] + rest, False)
+    r.int32()  # correlation id
+    p = kafka_raw.parse_fetch(r)[(topic, 0)]
+    assert p['error'] == 0
+    batches = kafka_raw.parse_batches(p['records'], allow_partial=False)
+    assert all(b.crc_ok() for b in batches)
+    assert batches[0].base_offset == 0
+    assert batches[-1].base_offset + batches[-1].last_offset_delta + 1 == bases[1]
