@@ -303,10 +303,10 @@ int main(int argc, char **argv)
         if (group_known) {
             bool help = argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
             FILE *f = help ? stdout : stderr;
-            if (!help)
-                fprintf(stderr, "runnel %s: %s '%s'\n", argv[1],
-                        argc > 2 ? "unknown subcommand" : "missing subcommand",
-                        argc > 2 ? argv[2] : "");
+            if (!help && argc > 2 && argv[2][0] != '-')
+                fprintf(stderr, "runnel %s: unknown subcommand '%s'\n", argv[1], argv[2]);
+            else if (!help)
+                fprintf(stderr, "runnel %s: missing subcommand\n", argv[1]);
             fprintf(f, "Subcommands of 'runnel %s':\n", argv[1]);
             size_t l = strlen(argv[1]);
             for (size_t i = 0; i < NCOMMANDS; i++)

@@ -238,7 +238,8 @@ static int perf_produce(cli_ctx_t *ctx)
         rc = cli_fail("out of memory");
     for (int64_t i = 0; payload && i < size; i++)
         payload[i] = (char)('A' + (i * 7 + 3) % 26);
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    /* only now: a topic handle asks for the topic's metadata, which may auto-create it */
+    rd_kafka_topic_t *rkt = rc == CLI_OK ? rd_kafka_topic_new(rk, topic, NULL) : NULL;
     install_signals();
     int64_t start = cli_mono_us(), iv = interval * 1000;
     s.win_start_us = start;
@@ -300,7 +301,8 @@ static int perf_produce(cli_ctx_t *ctx)
             rc = cli_fail("interrupted after %lld of %lld records", (long long)s.records,
                           (long long)num);
     }
-    rd_kafka_topic_destroy(rkt);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
     cli_client_destroy(rk);
     free(payload);
     free(s.lat_us);
