@@ -218,6 +218,7 @@ static void topic_resolve_settings(topics_t *t, topic_t *tp)
     s->compact = v && strstr(v, "compact") != NULL;
     s->flush_messages = topic_config_get_long(tp->config, b, "flush.messages");
     s->flush_ms = topic_config_get_long(tp->config, b, "flush.ms");
+    s->min_insync_replicas = (int32_t)topic_config_get_long(tp->config, b, "min.insync.replicas");
     s->log.segment_bytes = topic_config_get_long(tp->config, b, "segment.bytes");
     s->log.segment_ms = topic_config_get_long(tp->config, b, "segment.ms");
     s->log.index_interval_bytes = (int32_t)topic_config_get_long(tp->config, b, "index.interval.bytes");

@@ -50,6 +50,7 @@ typedef struct topic_settings {
     bool compact;         /* cleanup.policy has compact */
     int64_t flush_messages;
     int64_t flush_ms;
+    int32_t min_insync_replicas;
     log_config_t log;
 } topic_settings_t;
 

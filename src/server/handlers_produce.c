@@ -171,6 +171,11 @@ void handle_produce(request_t *req)
                 pr->ErrorCode = KERR_INVALID_REQUIRED_ACKS;
             } else if (p == NULL) {
                 pr->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            } else if (r->Acks == -1 && tp->settings.min_insync_replicas > 1) {
+                /* The in-sync set of a single node is one replica. */
+                pr->ErrorCode = KERR_NOT_ENOUGH_REPLICAS;
+                pr->ErrorMessage = kstr_c("acks=all needs min.insync.replicas in-sync replicas; this broker "
+                                          "is the only replica");
             } else {
                 produce_result_t res =
                     produce_partition(req, tp, p, &pd->Records, &scratch, &rewritten, now_ms, &pr->BaseOffset);

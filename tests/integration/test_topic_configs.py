@@ -108,3 +108,18 @@ def test_timestamp_type_explicit(broker, ts_type):
     else:
         assert_records(got, recs, check_ts=False)
         assert all(g.timestamp > recs[-1]['timestamp'] for g in got)
+
+
+def test_min_insync_replicas_applies_to_acks_all_only(broker):
+    """A single node is one in-sync replica: acks=all with min.insync.replicas=2
+    is refused with NOT_ENOUGH_REPLICAS, acks=1 still appends."""
+    t = unique_topic('min-isr')
+    create_topic(broker.bootstrap, t, config={'min.insync.replicas': '2'})
+    recs = make_records(3, 'isr')
+    res = produce_confluent(broker.bootstrap, t, recs, conf={'acks': 'all', 'retries': 0},
+                            timeout=10.0, expect_errors=True)
+    assert [r[0].code() for r in res] == [ck.KafkaError.NOT_ENOUGH_REPLICAS] * 3
+    assert watermarks(broker.bootstrap, t) == (0, 0)
+    res = produce_confluent(broker.bootstrap, t, recs, conf={'acks': 1})
+    assert [r[2] for r in res] == [0, 1, 2]
+    assert_records(consume_confluent(broker.bootstrap, t, count=3), recs)
