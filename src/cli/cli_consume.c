@@ -414,6 +414,8 @@ static int consume_run(cli_ctx_t *ctx)
     if (conf == NULL ||
         cli_conf_set(conf, "isolation.level", iso ? iso : "read_uncommitted") ||
         cli_conf_set(conf, "enable.partition.eof", "true") ||
+        /* the end of a partition is only seen when a fetch comes back empty */
+        (cli_has(ctx, "exit-at-end") && cli_conf_set(conf, "fetch.wait.max.ms", "100")) ||
         cli_conf_set(conf, "auto.offset.reset",
                      cli_has(ctx, "from-beginning") ? "earliest" : "latest") ||
         (group && cli_conf_set(conf, "group.id", group)) ||
