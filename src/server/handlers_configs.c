@@ -228,8 +228,28 @@ static int16_t alter_topic(request_t *req, topic_t *tp, change_t *ch, int n, boo
     return KERR_NONE;
 }
 
-static int16_t alter_broker(request_t *req, bool cluster_default, change_t *ch, int n, bool validate_only,
-                            char *msg, size_t msglen)
+typedef struct dyn_keys {
+    request_t *req;
+    change_t *ch;
+    int n;
+    char **stale;
+    int nstale, cap;
+} dyn_keys_t;
+
+/* Collects dynamic keys the new set leaves out (legacy AlterConfigs replaces the set). */
+static void collect_stale(void *arg, const char *key, const char *value)
+{
+    (void)value;
+    dyn_keys_t *d = arg;
+    for (int i = 0; i < d->n; i++)
+        if (strcmp(d->ch[i].key, key) == 0)
+            return;
+    if (d->nstale < d->cap)
+        d->stale[d->nstale++] = request_cstr(d->req, kstr_c(key));
+}
+
+static int16_t alter_broker(request_t *req, bool cluster_default, change_t *ch, int n, bool replace_all,
+                            bool validate_only, char *msg, size_t msglen)
 {
     broker_t *b = req->broker;
     /* Validate everything before changing anything. */
@@ -259,6 +279,18 @@ static int16_t alter_broker(request_t *req, bool cluster_default, change_t *ch, 
     }
     if (validate_only)
         return KERR_NONE;
+    if (replace_all) {
+        dyn_keys_t d = {req, ch, n, NULL, 0, 256};
+        d.stale = request_alloc(req, sizeof(char *) * (size_t)d.cap);
+        if (d.stale)
+            broker_config_foreach_dynamic(b->config, cluster_default, collect_stale, &d);
+        for (int i = 0; i < d.nstale; i++) {
+            int rc = cluster_default ? broker_config_set_dynamic_default(b->config, d.stale[i], NULL, msg, msglen)
+                                     : broker_config_set_dynamic(b->config, d.stale[i], NULL, msg, msglen);
+            if (rc != 0)
+                return KERR_INVALID_CONFIG;
+        }
+    }
     for (int i = 0; i < n; i++) {
         const char *value = ch[i].op == OP_DELETE ? NULL : ch[i].value;
         int rc = cluster_default ? broker_config_set_dynamic_default(b->config, ch[i].key, value, msg, msglen)
@@ -299,7 +331,7 @@ static int16_t alter_resource(request_t *req, int8_t type, kstr_t name, change_t
             snprintf(msg, msglen, "Unexpected broker id, this broker is the only one in the cluster");
             return KERR_INVALID_REQUEST;
         }
-        return alter_broker(req, cluster_default, ch, n, validate_only, msg, msglen);
+        return alter_broker(req, cluster_default, ch, n, replace_all, validate_only, msg, msglen);
     }
     snprintf(msg, msglen, "Unsupported resource type %d", type);
     return KERR_INVALID_REQUEST;

@@ -377,9 +377,6 @@ def test_config_broker(start_broker):
     one_error_line(p, 'listeners')
 
 
-@pytest.mark.xfail(reason='the broker applies AlterConfigs on a broker resource key by key '
-                          'instead of replacing its dynamic set (handlers_configs.c), so a '
-                          'config the tool leaves out is not removed', strict=False)
 def test_config_broker_delete(start_broker):
     b = start_broker().bootstrap
     runj(['config', 'alter', '--broker', '0', '--add-config',
