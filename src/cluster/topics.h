@@ -62,6 +62,7 @@ struct topic {
     topic_config_t *config;
     topic_settings_t settings;
     bool internal;
+    uint64_t bytes_in, messages_in, bytes_out; /* for the metrics */
     topic_t *hnext; /* hash chain by name */
 };
 

@@ -82,6 +82,8 @@ static const struct config_def config_defs[] = {
     {"node.id", T(INT), DEF("-1"), DOC("KRaft node id; accepted for compatibility.")},
     {"broker.rack", T(STRING), DEF(NULL),
      DOC("Rack of the broker, for rack-aware replica assignment.")},
+    {"metrics.listener", T(STRING), DEF(NULL),
+     DOC("host:port serving Prometheus metrics at /metrics over HTTP; unset: off.")},
     {"runnel.log.level", T(STRING), DEF("info"), DYN, .validator = V_LOGLEVEL,
      DOC("Runnel's log level: debug, info, warn or error.")},
     {"zookeeper.connect", T(STRING), DEF(NULL),

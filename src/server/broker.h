@@ -19,6 +19,7 @@
 #include "protocol/kafka_messages.h"
 #include "protocol/kerr.h"
 #include "protocol/kmsg.h"
+#include "server/metrics.h"
 
 #define RUNNEL_VERSION "0.1.0"
 
@@ -39,6 +40,8 @@ typedef struct broker {
     char broker_config_path[4096]; /* dynamic broker configs persist here */
     ev_timer_t housekeeping;
     struct group_coordinator *groups; /* consumer groups and committed offsets (src/group/) */
+    broker_metrics_t metrics;
+    struct metrics_http *metrics_http; /* NULL unless metrics.listener is set */
 } broker_t;
 
 typedef struct request request_t;
@@ -53,6 +56,7 @@ struct request {
     uint8_t *frame;
     size_t frame_len;
     arena_t arena;
+    int64_t start_us; /* arrival, for the latency metrics */
     void *body; /* the decoded request, e.g. ProduceRequest */
     void *resp; /* the response to encode, already initialised to defaults */
     int *close_fds; /* fds the response borrows (sendfile) and owns */

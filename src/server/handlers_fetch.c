@@ -125,6 +125,7 @@ static int64_t fetch_evaluate(request_t *req, bool commit, int *errors)
                 pd->Records.fd = fd;
                 pd->Records.file_offset = rd.position;
                 pd->Records.len = rd.len;
+                tp->bytes_out += (uint64_t)rd.len;
             }
         }
     }

@@ -134,6 +134,9 @@ static produce_result_t produce_partition(request_t *req, topic_t *tp, partition
     if (partition_append(req->broker->topics, p, data, len, now_ms, base_offset, &next) != 0) {
         LOG_ERROR("storage", "append to %s-%d failed", tp->name, p->index);
         res.error = KERR_KAFKA_STORAGE_ERROR;
+    } else {
+        tp->bytes_in += len;
+        tp->messages_in += (uint64_t)(next - *base_offset);
     }
     return res;
 }

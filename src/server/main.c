@@ -37,7 +37,10 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: runnel-server [server.properties] [--override key=value ...]\n"
+    fprintf(f, "usage: runnel-server [--check-config] [server.properties] [--override key=value ...]\n"
+               "       runnel-server --version | --help\n"
+               "  --check-config  validate the settings, print the effective configuration with\n"
+               "                  each value's source (default, static), and exit\n"
                "  Kafka's server.properties names and defaults, e.g.\n"
                "  runnel-server --override listeners=PLAINTEXT://localhost:9092 --override log.dirs=data\n");
 }
@@ -171,9 +174,33 @@ static void cleaner_io_cb(evloop_t *loop, ev_io_t *io, uint32_t revents)
     topics_cleaner_poll(b->topics, evloop_wall_ms());
 }
 
+static bool g_check_config;
+
+static const char *source_name(int source)
+{
+    switch (source) {
+    case CONFIG_SOURCE_DYNAMIC_BROKER: return "dynamic";
+    case CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER: return "dynamic-default";
+    case CONFIG_SOURCE_STATIC_BROKER: return "static";
+    case CONFIG_SOURCE_DEFAULT: return "default";
+    default: return "unknown";
+    }
+}
+
+static void print_config(void *arg, const config_def_t *def, const char *value, int source)
+{
+    (void)arg;
+    printf("%-50s %-10s %s\n", config_def_name(def), source_name(source),
+           config_def_sensitive(def) ? "(hidden)" : value ? value : "null");
+}
+
 static int broker_configure(broker_t *b, int argc, char **argv, char *err, size_t errlen)
 {
     int i = 1;
+    if (i < argc && strcmp(argv[i], "--check-config") == 0) {
+        g_check_config = true;
+        i++;
+    }
     if (i < argc && strncmp(argv[i], "--", 2) != 0) {
         if (broker_config_load_file(b->config, argv[i], err, errlen) != 0)
             return -1;
@@ -189,6 +216,8 @@ static int broker_configure(broker_t *b, int argc, char **argv, char *err, size_
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             exit(0);
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            g_check_config = true;
         } else if (strcmp(argv[i], "--version") == 0) {
             printf("runnel-server %s\n", RUNNEL_VERSION);
             exit(0);
@@ -250,6 +279,12 @@ int main(int argc, char **argv)
             usage(stderr);
         return 2;
     }
+    if (g_check_config) {
+        /* Validated above; show the effective configuration and where each value comes from. */
+        broker_config_foreach(b.config, print_config, NULL);
+        broker_config_free(b.config);
+        return 0;
+    }
     if (broker_check_meta(&b, err, sizeof(err)) != 0) {
         LOG_ERROR("server", "%s", err);
         return 1;
@@ -304,6 +339,34 @@ int main(int argc, char **argv)
         if (b.advertised_port == 0)
             b.advertised_port = b.listen_port;
     }
+    const char *ml = broker_config_get(b.config, "metrics.listener", NULL);
+    if (ml && *ml) {
+        /* host:port, optionally written as a URL (http://host:port). */
+        char mhost[256] = "";
+        int mport = -1;
+        const char *hp = strncmp(ml, "http://", 7) == 0 ? ml + 7 : ml;
+        const char *colon = strrchr(hp, ':');
+        if (colon && colon - hp < (long)sizeof(mhost)) {
+            memcpy(mhost, hp, (size_t)(colon - hp));
+            mhost[colon - hp] = '\0';
+            char *end;
+            long v = strtol(colon + 1, &end, 10);
+            if (*end == '\0' && end != colon + 1 && v >= 0 && v <= 65535)
+                mport = (int)v;
+        }
+        if (mport < 0) {
+            LOG_ERROR("server", "metrics.listener must be host:port, got '%s'", ml);
+            return 2;
+        }
+        b.metrics_http = metrics_http_open(&b, mhost, mport, err, sizeof(err));
+        if (b.metrics_http == NULL) {
+            LOG_ERROR("server", "%s", err);
+            return 1;
+        }
+        LOG_INFO("server", "metrics at http://%s:%d/metrics", *mhost ? mhost : "0.0.0.0",
+                 metrics_http_port(b.metrics_http));
+    }
+    b.metrics.start_wall_ms = evloop_wall_ms();
     evloop_timer_init(&b.housekeeping, housekeeping_cb, &b);
     evloop_timer_start(b.loop, &b.housekeeping, HOUSEKEEPING_MS);
     evloop_timer_init(&g_log_timer, log_timer_cb, &b);
@@ -319,6 +382,7 @@ int main(int argc, char **argv)
              b.advertised_host, b.advertised_port, broker_config_log_dirs(b.config), topics_count(b.topics));
     rc = evloop_run(b.loop);
     LOG_INFO("server", "Runnel %s stopping", RUNNEL_VERSION);
+    metrics_http_close(b.metrics_http);
     net_listener_close(b.listener); /* cancels waiting JoinGroup/SyncGroup requests */
     group_coordinator_destroy(b.groups);
     evloop_timer_stop(b.loop, &b.housekeeping);

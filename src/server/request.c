@@ -11,10 +11,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/logger.h"
 #include "server/broker.h"
+
+static int64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 void *request_alloc(request_t *req, size_t n)
 {
@@ -70,6 +78,8 @@ void request_keep_fd(request_t *req, int fd)
 
 static void request_free(request_t *req)
 {
+    if (req->start_us)
+        metrics_request_done(&req->broker->metrics, req->hdr.api_key, monotonic_us() - req->start_us);
     for (int i = 0; i < req->n_close_fds; i++)
         close(req->close_fds[i]);
     free(req->close_fds);
@@ -121,6 +131,7 @@ void request_on_close(void *ctx, conn_t *c)
     conn_set_user(c, NULL);
     if (req->cancel)
         req->cancel(req);
+    req->start_us = 0; /* never answered: not counted */
     request_free(req);
 }
 
@@ -167,6 +178,7 @@ parsed:;
         return;
     }
     req->broker = b;
+    req->start_us = monotonic_us();
     req->conn = c;
     req->hdr = h;
     req->api = api;
