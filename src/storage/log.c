@@ -8,8 +8,9 @@
  * lies below the recovery point is loaded from its sizes and last index entries (segment_load);
  * one extending past it, or whose indexes do not check out, is scanned and rebuilt
  * (segment_recover). A torn tail found past the recovery point ends the log there: later
- * segments are deleted. Only the active segment and the last older segment read keep their
- * files open, so idle partitions cost no descriptors beyond the active three.
+ * segments are deleted. Only the active segment (once used: files open lazily after log_open)
+ * and the last older segment read keep their files open, so an idle partition costs no
+ * descriptors until it is read or written.
  *
  * Retention (log_apply_retention) and compaction swaps (log_swap_cleaned) remove whole closed
  * segments. The compaction swap's crash-safe protocol on disk:
@@ -148,19 +149,23 @@ static int find_seg(const log_t *l, int64_t offset)
     return lo;
 }
 
-/* Makes segment k's files open; an older segment displaces the previously cached one. */
+/* Makes segment k's files open; an older segment displaces the previously cached one. The
+ * active segment's files open at its first use after log_open and then stay open. */
 static int log_use(log_t *l, int k)
 {
     segment_t *s = &l->segs[k];
     if (segment_is_open(s))
         return LOG_OK;
-    if (l->cached >= 0 && l->cached != k && l->cached != l->nsegs - 1)
-        segment_close_files(&l->segs[l->cached]);
-    l->cached = -1;
+    bool is_active = k == l->nsegs - 1;
+    if (!is_active) {
+        if (l->cached >= 0 && l->cached != k && l->cached != l->nsegs - 1)
+            segment_close_files(&l->segs[l->cached]);
+        l->cached = -1;
+    }
     int rc = segment_open_files(l->dir, s);
     if (rc != LOG_OK)
         return rc;
-    if (k != l->nsegs - 1)
+    if (!is_active)
         l->cached = k;
     return LOG_OK;
 }
@@ -423,14 +428,14 @@ static int open_segment(log_t *l, const int64_t *bases, int k, int *n, int64_t r
             l->dir_dirty = true;
         }
     }
-    if (k + 1 < *n) {
-        /* A rebuilt older segment gets the final time index entry a roll would have written. */
-        if (scan && segment_seal(&s) != LOG_OK) {
-            segment_close_files(&s);
-            return LOG_ERR_IO;
-        }
-        segment_close_files(&s); /* older segments open lazily */
+    /* A rebuilt older segment gets the final time index entry a roll would have written. */
+    if (k + 1 < *n && scan && segment_seal(&s) != LOG_OK) {
+        segment_close_files(&s);
+        return LOG_ERR_IO;
     }
+    /* Every segment, the active one included, opens its files lazily: an idle partition holds
+     * no descriptors, so many partitions start fast and within the open-file limit. */
+    segment_close_files(&s);
     if (segs_push(l, &s) != LOG_OK) {
         segment_close_files(&s);
         return LOG_ERR_IO;
@@ -479,6 +484,8 @@ int log_open(const char *dir, const log_config_t *cfg, int64_t recovery_point,
     if (rc == LOG_OK && l->nsegs == 0) {
         segment_t s;
         rc = segment_create(dir, log_start_offset > 0 ? log_start_offset : 0, &s);
+        if (rc == LOG_OK)
+            segment_close_files(&s); /* opened at first use, like the others */
         if (rc == LOG_OK && segs_push(l, &s) != LOG_OK) {
             segment_close_files(&s);
             rc = LOG_ERR_IO;
@@ -506,7 +513,11 @@ void log_close(log_t *l)
 {
     if (!l)
         return;
-    if (segment_seal(active(l)) != LOG_OK)
+    segment_t *a = active(l);
+    bool need_seal = a->max_timestamp > a->tidx_last_ts && a->max_ts_offset >= a->base_offset;
+    if (need_seal && log_use(l, l->nsegs - 1) != LOG_OK)
+        LOG_WARN("storage", "%s: cannot open the active segment to seal it", l->dir);
+    else if (segment_seal(a) != LOG_OK)
         LOG_WARN("storage", "%s: could not write the final time index entry: %s", l->dir,
                  strerror(errno));
     free_log(l);
@@ -581,6 +592,9 @@ int log_append(log_t *l, uint8_t *batches, size_t len, int32_t leader_epoch, int
         return LOG_ERR_INVALID;
     if (count - 1 > INT32_MAX) /* could not fit one segment's relative offsets */
         return LOG_ERR_INVALID;
+    int urc = log_use(l, l->nsegs - 1);
+    if (urc != LOG_OK)
+        return urc;
     segment_t *s = active(l);
     int64_t grown = s->size + (int64_t)len;
     bool full = s->size > 0 && (grown > l->cfg.segment_bytes || grown > INT32_MAX);

@@ -9,8 +9,8 @@
  *
  * Memory: O(1) per segment (base offset, size, next offset, largest
  * timestamp, index entry counts, three fds). Index contents stay on disk and
- * are binary-searched with pread. Only the active segment and at most one
- * older segment (the last one read) keep their files open.
+ * are binary-searched with pread. Only the active segment (from its first use after log_open)
+ * and at most one older segment (the last one read) keep their files open.
  *
  * Return codes: enum log_rc below (never Kafka error codes).
  */

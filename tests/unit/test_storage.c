@@ -1197,6 +1197,41 @@ static void test_retention_mtime(void)
     log_close(l);
 }
 
+/* Reopened logs hold no descriptors until used; the active segment's files then stay open. */
+static void test_lazy_open(void)
+{
+    char dir[512];
+    pdir(dir, sizeof(dir), "lazy-0");
+    log_config_t cfg = cfg_with(batch_size(2, 20), 0, -1);
+    log_t *l;
+    CHECK_EQ_INT(log_open(dir, &cfg, 0, -1, &l), LOG_OK);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(append1(l, 2, 20, 1000 + i, 1, 0), 2 * i);
+    log_close(l);
+    int before = count_fds();
+    CHECK_EQ_INT(log_open(dir, &cfg, 0, -1, &l), LOG_OK); /* recovery scan of everything */
+    CHECK_EQ_INT(count_fds(), before);
+    CHECK_EQ_INT(log_end_offset(l), 6);
+    log_read_t r;
+    CHECK_EQ_INT(log_read(l, 4, 1 << 20, false, &r), LOG_OK);
+    CHECK_EQ_INT(region_base(&r), 4);
+    CHECK_EQ_INT(count_fds(), before + 3);
+    CHECK_EQ_INT(append1(l, 1, 1, 5000, 0, 0), 6);
+    log_close(l);
+    CHECK_EQ_INT(count_fds(), before);
+    CHECK_EQ_INT(log_open(dir, &cfg, 7, -1, &l), LOG_OK);
+    CHECK_EQ_INT(count_fds(), before);
+    CHECK_EQ_INT(append1(l, 1, 1, 6000, 0, 0), 7); /* the first append opens the files */
+    /* ... and rolls (two small batches exceed segment_bytes): the new active segment plus the
+     * one just closed, kept as the cached older segment. */
+    CHECK_EQ_INT(log_segment_count(l), 5);
+    CHECK_EQ_INT(count_fds(), before + 6);
+    int64_t ts, off;
+    CHECK_EQ_INT(log_max_timestamp(l, &ts, &off, &r), 1);
+    CHECK_EQ_INT(ts, 6000);
+    log_close(l);
+}
+
 int main(void)
 {
     const char *t = getenv("TMPDIR");
@@ -1225,6 +1260,7 @@ int main(void)
     RUN_TEST(test_retention_bytes);
     RUN_TEST(test_retention_while_reading);
     RUN_TEST(test_retention_mtime);
+    RUN_TEST(test_lazy_open);
     nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     return TEST_REPORT();
 }
