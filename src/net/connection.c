@@ -355,11 +355,18 @@ static void conn_io_cb(evloop_t *loop, ev_io_t *io, uint32_t revents)
     conn_t *c = io->arg;
     if (c->closing)
         return;
+    if (revents & (EPOLLERR | EPOLLHUP)) {
+        /* Reset, or closed both ways: nothing more can be answered. Reported even
+         * while reading is paused for a waiting request, so close now (which also
+         * cancels that request) rather than spin on the event. */
+        conn_close(c, NULL);
+        return;
+    }
     if (revents & EPOLLOUT)
         conn_flush(c);
     if (c->closing)
         return;
-    if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+    if (revents & EPOLLIN)
         conn_process(c);
 }
 
