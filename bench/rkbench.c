@@ -8,7 +8,7 @@
  *                                                      this process; prints its bootstrap
  *   rkbench create   -b BOOT --topic NAME:PARTS... | --prefix P --topics N --partitions M
  *   rkbench produce  -b BOOT --topic T | --prefix P --topics N, --count --size --acks
- *                    --linger-ms [--rr PARTS] [--pid BROKER_PID]
+ *                    --linger-ms [--rr PARTS] [--pid BROKER_PID] [--timeout-ms MS]
  *   rkbench consume  -b BOOT --topic T --partitions P --count N [--fetch-wait-ms W] [--pid]
  *   rkbench e2e      -b BOOT --topic T --rate R --seconds S --size B --acks A
  *                    --linger-ms L --fetch-wait-ms W [--pid]
@@ -447,6 +447,10 @@ static rd_kafka_t *new_producer(const opts_t *o, dr_state_t *dr)
     conf_set(c, "acks", o->acks);
     snprintf(v, sizeof v, "%d", o->linger_ms);
     conf_set(c, "linger.ms", v);
+    /* A broker that keeps refusing appends must not stall the bench for
+     * librdkafka's default five minutes. */
+    snprintf(v, sizeof v, "%d", o->timeout_ms);
+    conf_set(c, "message.timeout.ms", v);
     rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
     rd_kafka_conf_set_opaque(c, dr);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
@@ -456,16 +460,21 @@ static rd_kafka_t *new_producer(const opts_t *o, dr_state_t *dr)
 }
 
 /* Enqueues one message, waiting for room in the client queue (serving
- * delivery reports meanwhile) rather than failing. */
+ * delivery reports meanwhile) rather than failing; other errors (an unknown
+ * partition, say) count as failed deliveries. */
 static void produce_one(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32_t part, void *payload,
-                        size_t len)
+                        size_t len, dr_state_t *dr)
 {
     for (;;) {
         if (rd_kafka_produce(rkt, part, 0, payload, len, NULL, 0, NULL) == 0)
             return;
         rd_kafka_resp_err_t e = rd_kafka_last_error();
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            die("produce: %s", rd_kafka_err2str(e));
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (dr->failed++ == 0)
+                snprintf(dr->first_err, sizeof dr->first_err, "%s [%d]: %s",
+                         rd_kafka_topic_name(rkt), (int)part, rd_kafka_err2str(e));
+            return;
+        }
         rd_kafka_poll(rk, 10);
     }
 }
@@ -499,11 +508,11 @@ static int cmd_produce(const opts_t *o)
         int32_t part = RD_KAFKA_PARTITION_UA;
         if (o->rr > 0)
             part = (int32_t)((i / o->ntopics) % o->rr);
-        produce_one(rk, rkt[t], part, payload, (size_t)o->size);
+        produce_one(rk, rkt[t], part, payload, (size_t)o->size, &dr);
         if ((i & 1023) == 0)
             rd_kafka_poll(rk, 0);
     }
-    rd_kafka_resp_err_t fe = rd_kafka_flush(rk, 300000);
+    rd_kafka_resp_err_t fe = rd_kafka_flush(rk, o->timeout_ms + 10000);
     int64_t t1 = mono_ns();
     cpu_mark_t cpu1 = cpu_mark(o->pid);
     double secs = (double)(t1 - t0) / 1e9;

@@ -118,6 +118,11 @@ def main():
     runs = sorted({int(r["run"]) for r in rows if "run" in r and r.get("wl") == "w1"})
     out = []
     p = out.append
+    info = next((r for r in rows if r.get("wl") == "info"), {})
+    loads = d.get("load", "machine", "loadavg1")
+    p(f"Commit {info.get('commit', '?')} (uncommitted changes under src/: {info.get('src_changes', '?')}), "
+      f"nproc {info.get('nproc', '?')}, quick={info.get('quick', '?')}; 1-min load average at the start "
+      f"of each run: {', '.join(fmt(x) for x in loads) or '?'}.")
     p(f"Runs: {len(runs)}; cells are median (min–max). Ratio = Runnel median / mock median.")
     p("")
     p("| workload | metric | Runnel | librdkafka mock | Runnel/mock |")
@@ -146,12 +151,14 @@ def main():
     p("| measurement | value |")
     p("|---|---|")
     w7 = [
+        ("w7_start_empty", "fd_limit", "open-file limit of the broker"),
         ("w7_start_empty", "ready_ms", "startup, empty data dir (ms)"),
         ("w7_create", "create_ms", "CreateTopics of all partitions (ms)"),
         ("w7_idle", "partitions", "partitions"),
         ("w7_idle", "broker_rss_kb", "RSS idle with all partitions (KiB)"),
         ("w7_idle", "fds", "open fds idle"),
         ("w7_fill", "rec_per_s", "fill: 1 KiB records round-robin over all partitions (records/s)"),
+        ("w7_fill", "failed", "fill: records not delivered"),
         ("w7_after_fill", "broker_rss_kb", "RSS after the fill (KiB)"),
         ("w7_after_fill", "broker_hwm_kb", "peak RSS during the fill (KiB)"),
         ("w7_after_fill", "fds", "open fds after the fill"),
