@@ -346,7 +346,8 @@ static partition_t *partition_open(topics_t *t, topic_t *tp, int32_t index, offs
             break;
         }
     }
-    if (p->log_dir_index < 0) {
+    bool is_new = p->log_dir_index < 0;
+    if (is_new) {
         p->log_dir_index = pick_log_dir(t);
         snprintf(path, sizeof(path), "%s/%s-%d", t->opt.log_dirs[p->log_dir_index], tp->name, index);
     }
@@ -361,7 +362,9 @@ static partition_t *partition_open(topics_t *t, topic_t *tp, int32_t index, offs
                                     tp->name, index);
     }
     if (p->dir == NULL || log_open(p->dir, &tp->settings.log, recovery, start, &p->log) != 0) {
-        snprintf(err, errlen, "cannot open log %s", path);
+        snprintf(err, errlen, "cannot open log %s: %s", path, strerror(errno));
+        if (is_new)
+            fs_remove_tree(path); /* a failed creation leaves nothing behind */
         free(p->dir);
         free(p);
         return NULL;
