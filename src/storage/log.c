@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,7 +48,76 @@ struct log {
     bool dir_dirty; /* segments created or deleted since the last directory fsync */
     int64_t cleaner_checkpoint; /* first dirty offset for the cleaner, -1 unknown */
     int64_t cleaner_horizon;    /* earliest pending tombstone delete horizon, -1 none */
+    struct log *lru_prev, *lru_next; /* in the open-files LRU while any segment is open */
+    bool in_lru;
 };
+
+/*
+ * Open files are bounded process-wide: logs holding open segment files sit in
+ * an LRU list, and when more than lru_cap logs hold files the least recently
+ * used one closes them (they reopen at its next use). So tens of thousands of
+ * busy partitions never exhaust RLIMIT_NOFILE. @locality: the thread that owns
+ * the logs (the event loop); the cleaner thread opens its own descriptors.
+ */
+static struct log *lru_head, *lru_tail; /* head = most recently used */
+static int lru_count, lru_cap;
+
+static void lru_unlink(struct log *l)
+{
+    if (!l->in_lru)
+        return;
+    if (l->lru_prev)
+        l->lru_prev->lru_next = l->lru_next;
+    else
+        lru_head = l->lru_next;
+    if (l->lru_next)
+        l->lru_next->lru_prev = l->lru_prev;
+    else
+        lru_tail = l->lru_prev;
+    l->lru_prev = l->lru_next = NULL;
+    l->in_lru = false;
+    lru_count--;
+}
+
+static int lru_capacity(void)
+{
+    if (lru_cap == 0) {
+        /* A log holds up to 6 descriptors (active + one older segment, 3 files each);
+         * leave room for sockets and everything else. */
+        struct rlimit rl;
+        rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+        if (n == RLIM_INFINITY || n > 1 << 20)
+            n = 1 << 20;
+        lru_cap = (int)(n > 2048 ? (n - 1024) / 6 : n / 12);
+        if (lru_cap < 16)
+            lru_cap = 16;
+    }
+    return lru_cap;
+}
+
+void log_set_open_files_limit(int max_logs) { lru_cap = max_logs; }
+
+static void lru_touch(struct log *l)
+{
+    if (lru_head == l)
+        return;
+    lru_unlink(l);
+    l->lru_next = lru_head;
+    if (lru_head)
+        lru_head->lru_prev = l;
+    lru_head = l;
+    if (lru_tail == NULL)
+        lru_tail = l;
+    l->in_lru = true;
+    lru_count++;
+    while (lru_count > lru_capacity() && lru_tail && lru_tail != l) {
+        struct log *victim = lru_tail;
+        lru_unlink(victim);
+        for (int i = 0; i < victim->nsegs; i++)
+            segment_close_files(&victim->segs[i]);
+        victim->cached = -1;
+    }
+}
 
 const char *log_rc_str(int rc)
 {
@@ -154,6 +224,7 @@ static int find_seg(const log_t *l, int64_t offset)
 static int log_use(log_t *l, int k)
 {
     segment_t *s = &l->segs[k];
+    lru_touch(l);
     if (segment_is_open(s))
         return LOG_OK;
     bool is_active = k == l->nsegs - 1;
@@ -387,6 +458,7 @@ static int list_segments(const char *dir, int64_t **bases_out, int *n_out)
 
 static void free_log(log_t *l)
 {
+    lru_unlink(l);
     for (int i = 0; i < l->nsegs; i++)
         segment_close_files(&l->segs[i]);
     free(l->segs);
@@ -527,6 +599,7 @@ int log_remove(log_t *l)
 {
     if (!l)
         return LOG_OK;
+    lru_unlink(l);
     for (int i = 0; i < l->nsegs; i++)
         segment_close_files(&l->segs[i]);
     int rc = LOG_OK;

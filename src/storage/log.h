@@ -29,6 +29,10 @@ enum log_rc {
     LOG_ERR_INVALID = -4,      /* bad argument or malformed batches handed to append */
 };
 
+/* Bounds how many logs may hold open segment files at once (default: from RLIMIT_NOFILE at
+ * first use); the least recently used log closes its files beyond that. For tests. */
+void log_set_open_files_limit(int max_logs);
+
 /* Short English name of a log_rc value, for log lines. */
 const char *log_rc_str(int rc);
 

@@ -1232,6 +1232,39 @@ static void test_lazy_open(void)
     log_close(l);
 }
 
+/* With a bound on logs holding open files, many busy logs stay readable and
+ * appendable while the descriptors in use stay bounded. */
+static void test_open_files_bounded(void)
+{
+    enum { NLOGS = 12, LIMIT = 3 };
+    log_set_open_files_limit(LIMIT);
+    log_config_t cfg = cfg_with(1 << 20, 0, -1);
+    log_t *logs[NLOGS];
+    int before = count_fds();
+    for (int i = 0; i < NLOGS; i++) {
+        char dir[512], name[32];
+        snprintf(name, sizeof(name), "lru-%d", i);
+        pdir(dir, sizeof(dir), name);
+        CHECK_EQ_INT(log_open(dir, &cfg, 0, -1, &logs[i]), LOG_OK);
+    }
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < NLOGS; i++) {
+            CHECK_EQ_INT(append1(logs[i], 2, 20, 1000 + round, 1, 0), 2 * round);
+            CHECK(count_fds() <= before + 6 * LIMIT);
+        }
+    for (int i = 0; i < NLOGS; i++) {
+        log_read_t r;
+        CHECK_EQ_INT(log_end_offset(logs[i]), 6);
+        CHECK_EQ_INT(log_read(logs[i], 2, 1 << 20, false, &r), LOG_OK);
+        CHECK_EQ_INT(region_base(&r), 2);
+        CHECK(count_fds() <= before + 6 * LIMIT);
+    }
+    for (int i = 0; i < NLOGS; i++)
+        log_close(logs[i]);
+    CHECK_EQ_INT(count_fds(), before);
+    log_set_open_files_limit(0); /* back to the default */
+}
+
 int main(void)
 {
     const char *t = getenv("TMPDIR");
@@ -1261,6 +1294,7 @@ int main(void)
     RUN_TEST(test_retention_while_reading);
     RUN_TEST(test_retention_mtime);
     RUN_TEST(test_lazy_open);
+    RUN_TEST(test_open_files_bounded);
     nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     return TEST_REPORT();
 }
