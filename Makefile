@@ -5,7 +5,7 @@ CLANG   ?= clang
 WARN    = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -g -Isrc $(WARN)
 CFLAGS  ?= -O2
-LIBS    = -lz -llz4 -lzstd -lsnappy -lpthread -lm
+LIBS    = -lz -llz4 -lzstd -lsnappy -lzookeeper_mt -lpthread -lm
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC  = $(filter-out src/server/main.c, $(wildcard src/common/*.c src/protocol/*.c \

@@ -4,10 +4,10 @@
 #   tools/deps.sh test    - plus the real clients, ZooKeeper and the fuzzer the tests use
 set -eu
 what=${1:-build}
-pkgs="gcc make zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev librdkafka-dev"
+pkgs="gcc make zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev librdkafka-dev libzookeeper-mt-dev"
 if [ "$what" = test ]; then
     pkgs="$pkgs kcat python3-confluent-kafka python3-kafka python3-pytest python3-snappy python3-lz4 \
-python3-zstandard clang libclang-rt-14-dev"
+python3-zstandard clang libclang-rt-14-dev zookeeper"
 fi
 missing=""
 for p in $pkgs; do

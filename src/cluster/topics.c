@@ -507,13 +507,22 @@ static int topic_open_partitions(topics_t *t, topic_t *tp, int32_t from, offsets
 int topics_create(topics_t *t, const char *name, int32_t npartitions, topic_config_t *overrides,
                   topic_t **out, char *err, size_t errlen)
 {
+    return topics_create_id(t, name, NULL, npartitions, overrides, out, err, errlen);
+}
+
+int topics_create_id(topics_t *t, const char *name, const kuuid_t *id, int32_t npartitions,
+                     topic_config_t *overrides, topic_t **out, char *err, size_t errlen)
+{
     topic_t *tp = topic_new(name, strlen(name), npartitions, overrides);
     if (tp == NULL) {
         topic_config_free(overrides);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    topics_uuid_random(&tp->id);
+    if (id)
+        tp->id = *id;
+    else
+        topics_uuid_random(&tp->id);
     topic_resolve_settings(t, tp);
     if (store_save_topic(t, tp) != 0) {
         snprintf(err, errlen, "cannot persist topic metadata");

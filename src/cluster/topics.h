@@ -93,6 +93,9 @@ topic_t *topics_find_colliding(topics_t *t, const char *name, size_t len);
 /* Creates a topic with `npartitions` partitions and these overrides (taken over by the topic). */
 int topics_create(topics_t *t, const char *name, int32_t npartitions, topic_config_t *overrides,
                   topic_t **out, char *err, size_t errlen);
+/* The same with a given topic id (cluster mode: the id comes from the metadata store); NULL: random. */
+int topics_create_id(topics_t *t, const char *name, const kuuid_t *id, int32_t npartitions,
+                     topic_config_t *overrides, topic_t **out, char *err, size_t errlen);
 /* Deletes the topic's data and definition; wakes and fails any waiters first. */
 int topics_delete(topics_t *t, topic_t *topic);
 /* Adds partitions up to new_count. */

@@ -42,6 +42,7 @@ typedef struct broker {
     struct group_coordinator *groups; /* consumer groups and committed offsets (src/group/) */
     broker_metrics_t metrics;
     struct metrics_http *metrics_http; /* NULL unless metrics.listener is set */
+    struct cluster *cluster; /* cluster mode (zookeeper.connect); NULL on a single node */
 } broker_t;
 
 typedef struct request request_t;

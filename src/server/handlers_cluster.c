@@ -2,6 +2,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "cluster/cluster.h"
 #include "common/logger.h"
 #include "server/broker.h"
 
@@ -21,6 +22,35 @@ static void fill_partition(request_t *req, MetadataResponse_MetadataResponsePart
     if (mp->IsrNodes.items)
         mp->IsrNodes.items[0] = b->node_id;
     mp->OfflineReplicas.count = 0;
+    const zk_partition_t *zp = b->cluster ? cluster_partition(b->cluster, p->topic->name, p->index) : NULL;
+    if (zp) {
+        /* Cluster mode: replicas, leader and ISR as ZooKeeper has them. */
+        mp->ErrorCode = zp->leader < 0 ? KERR_LEADER_NOT_AVAILABLE : KERR_NONE;
+        mp->LeaderId = zp->leader;
+        mp->LeaderEpoch = zp->leader_epoch;
+        REQUEST_ARRAY(req, mp->ReplicaNodes, zp->nreplicas);
+        REQUEST_ARRAY(req, mp->IsrNodes, zp->nisr);
+        for (int32_t i = 0; mp->ReplicaNodes.items && i < mp->ReplicaNodes.count; i++)
+            mp->ReplicaNodes.items[i] = zp->replicas[i];
+        for (int32_t i = 0; mp->IsrNodes.items && i < mp->IsrNodes.count; i++)
+            mp->IsrNodes.items[i] = zp->isr[i];
+    }
+}
+
+/* Cluster mode: every live broker, as registered in ZooKeeper. */
+static void fill_cluster_brokers(request_t *req, MetadataResponse *resp)
+{
+    cluster_t *c = req->broker->cluster;
+    REQUEST_ARRAY(req, resp->Brokers, cluster_broker_count(c));
+    for (int32_t i = 0; resp->Brokers.items && i < resp->Brokers.count; i++) {
+        const zk_broker_t *zb = cluster_broker_at(c, i);
+        MetadataResponse_MetadataResponseBroker_init(&resp->Brokers.items[i]);
+        resp->Brokers.items[i].NodeId = zb->id;
+        resp->Brokers.items[i].Host = request_strf(req, "%s", zb->host);
+        resp->Brokers.items[i].Port = zb->port;
+        resp->Brokers.items[i].Rack = kstr_null();
+    }
+    resp->ControllerId = cluster_controller_id(c);
 }
 
 static void fill_topic(request_t *req, MetadataResponse_MetadataResponseTopic *mt, topic_t *tp)
@@ -69,6 +99,8 @@ void handle_metadata(request_t *req)
     resp->ClusterId = kstr_c(b->cluster_id);
     resp->ControllerId = b->node_id;
     resp->ClusterAuthorizedOperations = AUTHORIZED_OPERATIONS_OMITTED;
+    if (b->cluster)
+        fill_cluster_brokers(req, resp);
 
     /* v0: an empty list means all topics; v1+: null means all. */
     bool all = r->Topics.count < 0 || (v == 0 && r->Topics.count == 0);
@@ -122,8 +154,19 @@ void handle_metadata(request_t *req)
             mt->ErrorCode = KERR_INVALID_TOPIC_EXCEPTION;
             continue;
         }
-        topic_config_t *cfg = topic_config_new();
         int32_t parts = (int32_t)broker_config_get_long(b->config, "num.partitions");
+        if (b->cluster) {
+            /* Created through ZooKeeper; like Kafka, answer LEADER_NOT_AVAILABLE meanwhile. */
+            int16_t cerr;
+            int32_t rf = (int32_t)broker_config_get_long(b->config, "default.replication.factor");
+            cluster_op_t *op = cluster_create_topic(b->cluster, name, parts > 0 ? parts : 1, rf, NULL, NULL, NULL,
+                                                    &cerr, err, sizeof(err));
+            if (op == NULL)
+                LOG_WARN("metadata", "auto-creating topic %s failed: %s", name, err);
+            mt->ErrorCode = op ? KERR_LEADER_NOT_AVAILABLE : cerr;
+            continue;
+        }
+        topic_config_t *cfg = topic_config_new();
         if (cfg == NULL || topics_create(b->topics, name, parts > 0 ? parts : 1, cfg, &tp, err, sizeof(err)) != 0) {
             LOG_WARN("metadata", "auto-creating topic %s failed: %s", name, err);
             mt->ErrorCode = KERR_LEADER_NOT_AVAILABLE;
@@ -151,6 +194,20 @@ void handle_describe_cluster(request_t *req)
     resp->ClusterId = kstr_c(b->cluster_id);
     resp->ControllerId = b->node_id;
     resp->ClusterAuthorizedOperations = AUTHORIZED_OPERATIONS_OMITTED;
+    if (b->cluster) {
+        resp->ControllerId = cluster_controller_id(b->cluster);
+        REQUEST_ARRAY(req, resp->Brokers, cluster_broker_count(b->cluster));
+        for (int32_t i = 0; resp->Brokers.items && i < resp->Brokers.count; i++) {
+            const zk_broker_t *zb = cluster_broker_at(b->cluster, i);
+            DescribeClusterResponse_DescribeClusterBroker_init(&resp->Brokers.items[i]);
+            resp->Brokers.items[i].BrokerId = zb->id;
+            resp->Brokers.items[i].Host = request_strf(req, "%s", zb->host);
+            resp->Brokers.items[i].Port = zb->port;
+            resp->Brokers.items[i].Rack = kstr_null();
+        }
+        request_respond(req);
+        return;
+    }
     REQUEST_ARRAY(req, resp->Brokers, 1);
     if (resp->Brokers.items) {
         DescribeClusterResponse_DescribeClusterBroker_init(&resp->Brokers.items[0]);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "common/logger.h"
 #include "server/broker.h"
 
@@ -81,7 +82,9 @@ static int64_t fetch_evaluate(request_t *req, bool commit, int *errors)
             int16_t err = KERR_NONE;
             if (p == NULL)
                 err = tp == NULL && v >= 13 ? KERR_UNKNOWN_TOPIC_ID : KERR_UNKNOWN_TOPIC_OR_PARTITION;
-            else
+            else if (req->broker->cluster)
+                err = cluster_check_leader(req->broker->cluster, tp, p->index);
+            if (p && err == KERR_NONE)
                 err = check_leader_epoch(p, fp->CurrentLeaderEpoch);
             log_read_t rd = {.fd = -1};
             if (err == KERR_NONE) {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "common/compress.h"
 #include "common/logger.h"
 #include "protocol/record_batch.h"
@@ -174,6 +175,8 @@ void handle_produce(request_t *req)
                 pr->ErrorCode = KERR_INVALID_REQUIRED_ACKS;
             } else if (p == NULL) {
                 pr->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            } else if (b->cluster && (pr->ErrorCode = cluster_check_leader(b->cluster, tp, p->index)) != KERR_NONE) {
+                /* Cluster mode: another broker leads it; the client refreshes its metadata. */
             } else if (r->Acks == -1 && tp->settings.min_insync_replicas > 1) {
                 /* The in-sync set of a single node is one replica. */
                 pr->ErrorCode = KERR_NOT_ENOUGH_REPLICAS;

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "common/logger.h"
 #include "server/broker.h"
 
@@ -32,7 +33,8 @@ static void add_created_config(void *arg, const config_def_t *def, const char *v
 
 /* Validates one CreatableTopic; on success fills *npartitions and *overrides. */
 static int16_t create_topic_check(request_t *req, CreateTopicsRequest_CreatableTopic *t, const char *name,
-                                  int32_t *npartitions, topic_config_t **overrides, char *msg, size_t msglen)
+                                  int32_t *npartitions, int32_t *replication, topic_config_t **overrides,
+                                  char *msg, size_t msglen)
 {
     broker_t *b = req->broker;
     if (topics_validate_name(name, strlen(name), msg, msglen) != 0)
@@ -84,7 +86,7 @@ static int16_t create_topic_check(request_t *req, CreateTopicsRequest_CreatableT
             snprintf(msg, msglen, "Replication factor must be larger than 0, or -1 to use the default value.");
             return KERR_INVALID_REPLICATION_FACTOR;
         }
-        if (rf > 1) {
+        if (rf > 1 && !b->cluster) { /* in cluster mode the live brokers decide */
             snprintf(msg, msglen, "Unable to replicate the partition %d time(s): The target replication factor "
                                   "of %d cannot be reached because only 1 broker(s) are registered.", rf, rf);
             return KERR_INVALID_REPLICATION_FACTOR;
@@ -108,8 +110,55 @@ static int16_t create_topic_check(request_t *req, CreateTopicsRequest_CreatableT
         }
     }
     *npartitions = parts;
+    *replication = rf > 0 ? rf : 1;
     *overrides = cfg;
     return KERR_NONE;
+}
+
+/* Cluster mode: CreateTopics answers once every topic is in ZooKeeper and in this broker's image. */
+typedef struct create_wait {
+    request_t *req;
+    int pending;
+    cluster_op_t **ops; /* per topic of the request, NULL when not waiting */
+} create_wait_t;
+
+typedef struct create_one {
+    create_wait_t *w;
+    int32_t index;
+} create_one_t;
+
+static void create_done(void *arg, int16_t error, const char *message)
+{
+    create_one_t *o = arg;
+    create_wait_t *w = o->w;
+    request_t *req = w->req;
+    CreateTopicsResponse_CreatableTopicResult *res = &((CreateTopicsResponse *)req->resp)->Topics.items[o->index];
+    w->ops[o->index] = NULL;
+    res->ErrorCode = error;
+    if (error != KERR_NONE) {
+        res->ErrorMessage = request_strf(req, "%s", message);
+        res->NumPartitions = -1;
+        res->ReplicationFactor = -1;
+        res->Configs.count = req->hdr.api_version >= 5 ? 0 : -1;
+    } else {
+        topic_t *tp = topics_find(req->broker->topics, res->Name.ptr, (size_t)res->Name.len);
+        if (tp)
+            res->TopicId = tp->id;
+    }
+    if (--w->pending == 0) {
+        req->cancel = NULL;
+        req->op = NULL;
+        request_respond(req);
+    }
+}
+
+static void create_cancel(request_t *req)
+{
+    create_wait_t *w = req->op;
+    CreateTopicsResponse *resp = req->resp;
+    for (int32_t i = 0; i < resp->Topics.count; i++)
+        if (w->ops[i])
+            cluster_op_cancel(req->broker->cluster, w->ops[i]);
 }
 
 void handle_create_topics(request_t *req)
@@ -119,6 +168,19 @@ void handle_create_topics(request_t *req)
     CreateTopicsResponse *resp = req->resp;
     int16_t v = req->hdr.api_version;
     REQUEST_ARRAY(req, resp->Topics, r->Topics.count);
+    create_wait_t *w = NULL;
+    create_one_t *ones = NULL;
+    if (b->cluster && resp->Topics.count > 0) {
+        w = request_alloc(req, sizeof(*w));
+        ones = request_alloc(req, sizeof(*ones) * (size_t)resp->Topics.count);
+        if (w) {
+            w->req = req;
+            w->pending = 0;
+            w->ops = request_alloc(req, sizeof(*w->ops) * (size_t)resp->Topics.count);
+            if (w->ops)
+                memset(w->ops, 0, sizeof(*w->ops) * (size_t)resp->Topics.count);
+        }
+    }
     for (int32_t i = 0; i < resp->Topics.count; i++) {
         CreateTopicsRequest_CreatableTopic *t = &r->Topics.items[i];
         CreateTopicsResponse_CreatableTopicResult *res = &resp->Topics.items[i];
@@ -138,12 +200,28 @@ void handle_create_topics(request_t *req)
                 snprintf(msg, sizeof(msg), "Create topics request from client contains multiple entries "
                                            "for the following topics: %s", name);
             }
-        int32_t parts = 0;
+        int32_t parts = 0, rf = 1;
         topic_config_t *cfg = NULL;
         if (err == KERR_NONE)
-            err = name ? create_topic_check(req, t, name, &parts, &cfg, msg, sizeof(msg)) : KERR_UNKNOWN_SERVER_ERROR;
+            err = name ? create_topic_check(req, t, name, &parts, &rf, &cfg, msg, sizeof(msg))
+                       : KERR_UNKNOWN_SERVER_ERROR;
         topic_t *tp = NULL;
-        if (err == KERR_NONE && !r->validateOnly) {
+        if (err == KERR_NONE && !r->validateOnly && b->cluster) {
+            cluster_op_t *op = NULL;
+            if (w && ones && w->ops) {
+                w->ops[i] = NULL;
+                ones[i].w = w;
+                ones[i].index = i;
+                op = cluster_create_topic(b->cluster, name, parts, rf, cfg, create_done, &ones[i], &err, msg,
+                                          sizeof(msg));
+            } else {
+                err = KERR_UNKNOWN_SERVER_ERROR;
+            }
+            if (op) {
+                w->ops[i] = op;
+                w->pending++;
+            }
+        } else if (err == KERR_NONE && !r->validateOnly) {
             if (topics_create(b->topics, name, parts, cfg, &tp, msg, sizeof(msg)) != 0)
                 err = KERR_UNKNOWN_SERVER_ERROR;
             cfg = NULL; /* taken over */
@@ -155,7 +233,7 @@ void handle_create_topics(request_t *req)
             continue;
         }
         res->NumPartitions = parts;
-        res->ReplicationFactor = 1;
+        res->ReplicationFactor = (int16_t)rf;
         if (tp)
             res->TopicId = tp->id;
         if (v >= 5) {
@@ -165,6 +243,11 @@ void handle_create_topics(request_t *req)
             topic_config_foreach_effective(tp ? tp->config : cfg, b->config, add_created_config, &c);
         }
         topic_config_free(cfg);
+    }
+    if (w && w->pending > 0) {
+        req->op = w;
+        req->cancel = create_cancel;
+        return;
     }
     request_respond(req);
 }

@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "common/fsutil.h"
 #include "common/logger.h"
 #include "common/properties.h"
@@ -285,6 +286,22 @@ int main(int argc, char **argv)
         broker_config_free(b.config);
         return 0;
     }
+    const char *zk = broker_config_get(b.config, "zookeeper.connect", NULL);
+    if (zk && *zk) {
+        /* Cluster mode: the cluster id comes from ZooKeeper (created there by the first broker). */
+        char candidate[23];
+        kuuid_t cid;
+        topics_uuid_random(&cid);
+        topics_uuid_to_string(&cid, candidate);
+        cluster_options_t co = {.config = b.config, .broker_id = b.node_id, .listener_name = b.listener_name,
+                                .host = b.advertised_host, .port = b.advertised_port};
+        b.cluster = cluster_open(&co, candidate, err, sizeof(err));
+        if (b.cluster == NULL) {
+            LOG_ERROR("server", "%s", err);
+            return 1;
+        }
+        snprintf(b.cluster_id, sizeof(b.cluster_id), "%s", candidate);
+    }
     if (broker_check_meta(&b, err, sizeof(err)) != 0) {
         LOG_ERROR("server", "%s", err);
         return 1;
@@ -376,6 +393,10 @@ int main(int argc, char **argv)
     g_cleaner_io.arg = &b;
     if (g_cleaner_io.fd >= 0 && evloop_io_add(b.loop, &g_cleaner_io, EPOLLIN) != 0)
         LOG_ERROR("server", "cannot watch the log cleaner: %s", strerror(errno));
+    if (b.cluster && cluster_start(b.cluster, b.loop, b.topics) != 0) {
+        LOG_ERROR("server", "cannot start following ZooKeeper: %s", strerror(errno));
+        return 1;
+    }
     LOG_INFO("server", "Runnel %s started: broker.id=%d cluster.id=%s listeners=%s://%s:%d "
              "advertised=%s:%d log.dirs=%s topics=%d",
              RUNNEL_VERSION, b.node_id, b.cluster_id, b.listener_name, b.listen_host, b.listen_port,
@@ -384,6 +405,7 @@ int main(int argc, char **argv)
     LOG_INFO("server", "Runnel %s stopping", RUNNEL_VERSION);
     metrics_http_close(b.metrics_http);
     net_listener_close(b.listener); /* cancels waiting JoinGroup/SyncGroup requests */
+    cluster_close(b.cluster);       /* deregisters: our ephemeral znodes go at once */
     group_coordinator_destroy(b.groups);
     evloop_timer_stop(b.loop, &b.housekeeping);
     evloop_timer_stop(b.loop, &g_log_timer);

@@ -1,0 +1,374 @@
+/* cluster.c - see cluster.h. */
+#include "cluster.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+
+#include "cluster/zk_json.h"
+#include "common/buf.h"
+#include "common/logger.h"
+#include "protocol/kerr.h"
+
+struct cluster_op {
+    cluster_op_t *next;
+    uint64_t token;
+    void (*done)(void *arg, int16_t error, const char *message);
+    void *arg;
+};
+
+struct cluster {
+    int32_t broker_id;
+    zk_store_t *store;
+    evloop_t *loop;
+    topics_t *topics;
+    ev_io_t io;
+    zk_event_t *brokers;  /* the latest ZK_EV_BROKERS, sorted by id */
+    zk_event_t *snapshot; /* the latest ZK_EV_TOPICS */
+    int *index;           /* open addressing over snapshot->topics: index + 1, 0 empty */
+    size_t index_size;    /* a power of two, or 0 */
+    int32_t controller_id, controller_epoch;
+    cluster_op_t *ops;
+    uint64_t next_token;
+};
+
+static uint32_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static const zk_topic_t *find_topic(const cluster_t *c, const char *name)
+{
+    if (c->index_size == 0)
+        return NULL;
+    size_t mask = c->index_size - 1;
+    for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+        int k = c->index[i];
+        if (k == 0)
+            return NULL;
+        if (strcmp(c->snapshot->topics[k - 1].name, name) == 0)
+            return &c->snapshot->topics[k - 1];
+    }
+}
+
+static void build_index(cluster_t *c)
+{
+    free(c->index);
+    c->index = NULL;
+    c->index_size = 0;
+    size_t n = 16;
+    while (n < (size_t)c->snapshot->ntopics * 2)
+        n *= 2;
+    c->index = calloc(n, sizeof(int));
+    if (c->index == NULL)
+        return;
+    c->index_size = n;
+    for (int k = 0; k < c->snapshot->ntopics; k++) {
+        size_t i = name_hash(c->snapshot->topics[k].name) & (n - 1);
+        while (c->index[i])
+            i = (i + 1) & (n - 1);
+        c->index[i] = k + 1;
+    }
+}
+
+/* ---- applying snapshots ---- */
+
+typedef struct cfg_ctx {
+    topic_config_t *cfg;
+    const char *topic;
+} cfg_ctx_t;
+
+static int config_member(void *arg, const char *key, const char *v, const char *end)
+{
+    cfg_ctx_t *cc = arg;
+    char value[4096], err[256];
+    if (zkjson_string(v, end, value, sizeof(value)) < 0 || topic_config_set(cc->cfg, key, value, err, sizeof(err)) != 0)
+        LOG_WARN("cluster", "topic %s: ignoring config %s from ZooKeeper", cc->topic, key);
+    return 0;
+}
+
+static void apply_topic(cluster_t *c, const zk_topic_t *zt)
+{
+    char err[256];
+    topic_t *tp = topics_find(c->topics, zt->name, strlen(zt->name));
+    kuuid_t id;
+    bool has_id = zt->id[0] && topics_uuid_from_string(zt->id, &id) == 0;
+    if (tp == NULL) {
+        topic_config_t *cfg = topic_config_new();
+        if (cfg == NULL)
+            return;
+        if (zt->config_json) {
+            cfg_ctx_t cc = {cfg, zt->name};
+            zkjson_object_foreach(zt->config_json, zt->config_json + strlen(zt->config_json), config_member, &cc);
+        }
+        if (topics_create_id(c->topics, zt->name, has_id ? &id : NULL, zt->npartitions, cfg, NULL, err,
+                             sizeof(err)) != 0)
+            LOG_ERROR("cluster", "cannot open topic %s from ZooKeeper: %s", zt->name, err);
+        return;
+    }
+    if (has_id && memcmp(&tp->id, &id, sizeof(id)) != 0)
+        LOG_WARN("cluster", "topic %s: the local log has topic id differing from ZooKeeper's %s", zt->name, zt->id);
+    if (tp->npartitions < zt->npartitions &&
+        topics_add_partitions(c->topics, tp, zt->npartitions, err, sizeof(err)) != 0)
+        LOG_ERROR("cluster", "topic %s: cannot add partitions: %s", zt->name, err);
+}
+
+static int broker_cmp(const void *a, const void *b)
+{
+    const zk_broker_t *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static void on_event(void *arg, zk_event_t *ev)
+{
+    cluster_t *c = arg;
+    switch (ev->type) {
+    case ZK_EV_BROKERS:
+        qsort(ev->brokers, (size_t)ev->nbrokers, sizeof(zk_broker_t), broker_cmp);
+        zk_event_free(c->brokers);
+        c->brokers = ev;
+        LOG_INFO("cluster", "%d live broker(s)", ev->nbrokers);
+        return;
+    case ZK_EV_CONTROLLER:
+        if (ev->controller_id != c->controller_id)
+            LOG_INFO("cluster", "controller is broker %d (epoch %d)", ev->controller_id, ev->controller_epoch);
+        c->controller_id = ev->controller_id;
+        c->controller_epoch = ev->controller_epoch;
+        break;
+    case ZK_EV_TOPICS:
+        zk_event_free(c->snapshot);
+        c->snapshot = ev;
+        build_index(c);
+        for (int i = 0; i < ev->ntopics; i++)
+            apply_topic(c, &ev->topics[i]);
+        return;
+    case ZK_EV_CREATED:
+        for (cluster_op_t **pp = &c->ops; *pp; pp = &(*pp)->next) {
+            cluster_op_t *op = *pp;
+            if (op->token != ev->token)
+                continue;
+            *pp = op->next;
+            if (op->done)
+                op->done(op->arg, ev->error, ev->message);
+            free(op);
+            break;
+        }
+        break;
+    }
+    zk_event_free(ev);
+}
+
+static void io_cb(evloop_t *loop, ev_io_t *io, uint32_t revents)
+{
+    (void)loop;
+    (void)revents;
+    cluster_t *c = io->arg;
+    zk_store_poll(c->store);
+}
+
+/* ---- lifecycle ---- */
+
+cluster_t *cluster_open(const cluster_options_t *o, char cluster_id[23], char *err, size_t errlen)
+{
+    cluster_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->broker_id = o->broker_id;
+    c->controller_id = -1;
+    c->io.fd = -1;
+    c->next_token = 1;
+    int64_t session = broker_config_get_long(o->config, "zookeeper.session.timeout.ms");
+    const char *ct = broker_config_get(o->config, "zookeeper.connection.timeout.ms", NULL);
+    zk_store_options_t zo = {
+        .connect = broker_config_get(o->config, "zookeeper.connect", NULL),
+        .session_timeout_ms = (int)session,
+        .connect_timeout_ms = ct && *ct ? atoi(ct) : (int)session,
+        .broker_id = o->broker_id,
+        .listener_name = o->listener_name,
+        .host = o->host,
+        .port = o->port,
+    };
+    c->store = zk_store_open(&zo, cluster_id, err, errlen);
+    if (c->store == NULL) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int cluster_start(cluster_t *c, evloop_t *loop, topics_t *topics)
+{
+    c->loop = loop;
+    c->topics = topics;
+    c->io.fd = zk_store_event_fd(c->store);
+    c->io.cb = io_cb;
+    c->io.arg = c;
+    if (evloop_io_add(loop, &c->io, EPOLLIN) != 0) {
+        c->io.fd = -1;
+        return -1;
+    }
+    return zk_store_start(c->store, on_event, c);
+}
+
+void cluster_close(cluster_t *c)
+{
+    if (c == NULL)
+        return;
+    if (c->io.fd >= 0)
+        evloop_io_del(c->loop, &c->io);
+    zk_store_close(c->store);
+    while (c->ops) {
+        cluster_op_t *op = c->ops;
+        c->ops = op->next;
+        free(op);
+    }
+    zk_event_free(c->brokers);
+    zk_event_free(c->snapshot);
+    free(c->index);
+    free(c);
+}
+
+/* ---- queries ---- */
+
+int32_t cluster_controller_id(const cluster_t *c) { return c->controller_id; }
+
+int cluster_broker_count(const cluster_t *c) { return c->brokers ? c->brokers->nbrokers : 0; }
+
+const zk_broker_t *cluster_broker_at(const cluster_t *c, int i)
+{
+    return c->brokers && i >= 0 && i < c->brokers->nbrokers ? &c->brokers->brokers[i] : NULL;
+}
+
+const zk_partition_t *cluster_partition(const cluster_t *c, const char *topic, int32_t partition)
+{
+    const zk_topic_t *zt = find_topic(c, topic);
+    if (zt == NULL || partition < 0 || partition >= zt->npartitions)
+        return NULL;
+    return &zt->partitions[partition];
+}
+
+int16_t cluster_check_leader(const cluster_t *c, const topic_t *tp, int32_t partition)
+{
+    const zk_partition_t *zp = cluster_partition(c, tp->name, partition);
+    if (zp == NULL)
+        return KERR_NONE;
+    if (zp->leader < 0)
+        return KERR_LEADER_NOT_AVAILABLE;
+    return zp->leader == c->broker_id ? KERR_NONE : KERR_NOT_LEADER_OR_FOLLOWER;
+}
+
+/* ---- topic creation ---- */
+
+int cluster_assign_replicas(const int32_t *brokers, int nbrokers, int32_t npartitions, int rf, int start,
+                            int shift, int32_t *out)
+{
+    if (nbrokers <= 0 || rf <= 0 || rf > nbrokers || npartitions <= 0 || start < 0 || shift < 0)
+        return -1;
+    for (int32_t p = 0; p < npartitions; p++) {
+        if (p > 0 && p % nbrokers == 0)
+            shift++;
+        int first = (int)((p + start) % nbrokers);
+        int32_t *r = out + (size_t)p * (size_t)rf;
+        r[0] = brokers[first];
+        for (int j = 0; j < rf - 1; j++) {
+            int s = 1 + (shift + j) % (nbrokers - 1);
+            r[j + 1] = brokers[(first + s) % nbrokers];
+        }
+    }
+    return 0;
+}
+
+static void put_override(void *arg, const char *key, const char *value)
+{
+    buf_t *b = arg;
+    if (b->len > 1)
+        buf_put(b, ",", 1);
+    zkjson_put_string(b, key);
+    buf_put(b, ":", 1);
+    zkjson_put_string(b, value);
+}
+
+cluster_op_t *cluster_create_topic(cluster_t *c, const char *name, int32_t npartitions, int32_t rf,
+                                   const topic_config_t *overrides,
+                                   void (*done)(void *arg, int16_t error, const char *message), void *arg,
+                                   int16_t *err, char *msg, size_t msglen)
+{
+    int n = cluster_broker_count(c);
+    if (rf > n) {
+        *err = KERR_INVALID_REPLICATION_FACTOR;
+        snprintf(msg, msglen, "Replication factor: %d larger than available brokers: %d.", rf, n);
+        return NULL;
+    }
+    if (rf > 1) {
+        *err = KERR_INVALID_REPLICATION_FACTOR;
+        snprintf(msg, msglen, "Replication factor %d: this broker does not replicate partitions yet "
+                              "(replication factor 1 only).", rf);
+        return NULL;
+    }
+    int32_t *ids = malloc((size_t)n * sizeof(int32_t));
+    int32_t *assignment = malloc((size_t)npartitions * (size_t)rf * sizeof(int32_t));
+    cluster_op_t *op = calloc(1, sizeof(*op));
+    buf_t cfg;
+    buf_init(&cfg);
+    buf_put(&cfg, "{", 1);
+    if (overrides)
+        topic_config_foreach_override(overrides, put_override, &cfg);
+    buf_put(&cfg, "}", 2); /* with its NUL */
+    uint32_t rnd[2] = {0, 0};
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        rnd[0] = rnd[1] = (uint32_t)c->next_token;
+    kuuid_t id;
+    char idstr[23];
+    topics_uuid_random(&id);
+    topics_uuid_to_string(&id, idstr);
+    *err = KERR_UNKNOWN_SERVER_ERROR;
+    if (ids == NULL || assignment == NULL || op == NULL || cfg.oom) {
+        snprintf(msg, msglen, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < n; i++)
+        ids[i] = c->brokers->brokers[i].id;
+    if (cluster_assign_replicas(ids, n, npartitions, rf, (int)(rnd[0] % (uint32_t)n), (int)(rnd[1] % (uint32_t)n),
+                                assignment) != 0) {
+        snprintf(msg, msglen, "cannot assign replicas");
+        goto fail;
+    }
+    op->token = c->next_token++;
+    op->done = done;
+    op->arg = arg;
+    if (zk_store_create_topic(c->store, name, idstr, npartitions, rf, assignment, (const char *)cfg.data,
+                              op->token) != 0) {
+        snprintf(msg, msglen, "out of memory");
+        goto fail;
+    }
+    op->next = c->ops;
+    c->ops = op;
+    free(ids);
+    free(assignment);
+    buf_free(&cfg);
+    *err = KERR_NONE;
+    return op;
+fail:
+    free(ids);
+    free(assignment);
+    free(op);
+    buf_free(&cfg);
+    return NULL;
+}
+
+void cluster_op_cancel(cluster_t *c, cluster_op_t *op)
+{
+    (void)c;
+    if (op) {
+        op->done = NULL;
+        op->arg = NULL;
+    }
+}

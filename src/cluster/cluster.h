@@ -1,0 +1,75 @@
+/*
+ * cluster.h - cluster mode (zookeeper.connect set): the loop thread's view of
+ * the cluster - live brokers, the controller, each partition's replicas,
+ * leader and ISR - kept from the ZooKeeper store's snapshots (zk_store.h),
+ * and topic creation through the store.
+ *
+ * Topics found in ZooKeeper are opened in the local image (topics.h) with
+ * their ZooKeeper topic id, so every request path keeps working unchanged;
+ * this module only adds who leads what. A topic that exists only locally
+ * (no ZooKeeper state, e.g. __consumer_offsets) is treated as led here.
+ * Without zookeeper.connect no cluster_t exists and nothing here runs.
+ *
+ * @locality: owned by the event-loop thread.
+ */
+#ifndef RUNNEL_CLUSTER_H
+#define RUNNEL_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/topics.h"
+#include "cluster/zk_store.h"
+#include "common/config.h"
+#include "net/evloop.h"
+
+typedef struct cluster cluster_t;
+typedef struct cluster_op cluster_op_t;
+
+typedef struct cluster_options {
+    const broker_config_t *config; /* zookeeper.connect, zookeeper.*.timeout.ms */
+    int32_t broker_id;
+    const char *listener_name;
+    const char *host; /* advertised host and port, registered in /brokers/ids */
+    int32_t port;
+} cluster_options_t;
+
+/* Connects to ZooKeeper (blocking, before the loop runs). cluster_id[23] is the id to use when
+ * the cluster has none yet and receives the cluster's id. NULL with err set on failure. */
+cluster_t *cluster_open(const cluster_options_t *o, char cluster_id[23], char *err, size_t errlen);
+/* Watches the store on the loop, registers the broker and starts following ZooKeeper. */
+int cluster_start(cluster_t *c, evloop_t *loop, topics_t *topics);
+/* Deregisters (closes the session) and frees. Pending operations are dropped unanswered. */
+void cluster_close(cluster_t *c);
+
+int32_t cluster_controller_id(const cluster_t *c);
+/* Live brokers, by id. */
+int cluster_broker_count(const cluster_t *c);
+const zk_broker_t *cluster_broker_at(const cluster_t *c, int i);
+/* A partition's replicas, leader and ISR as ZooKeeper has them; NULL for a topic (or partition)
+ * ZooKeeper does not know. */
+const zk_partition_t *cluster_partition(const cluster_t *c, const char *topic, int32_t partition);
+/* KERR_NONE when this broker leads the partition (or it is local-only), else
+ * NOT_LEADER_OR_FOLLOWER, or LEADER_NOT_AVAILABLE while it has no leader. */
+int16_t cluster_check_leader(const cluster_t *c, const topic_t *tp, int32_t partition);
+
+/* Kafka's replica assignment without racks: partition p's first replica is
+ * brokers[(start + p) % n], the others follow at a shift that grows every n
+ * partitions. out receives npartitions * rf ids. Returns 0, or -1 if rf > n or
+ * an argument is out of range. */
+int cluster_assign_replicas(const int32_t *brokers, int nbrokers, int32_t npartitions, int rf, int start,
+                            int shift, int32_t *out);
+
+/* Creates a topic in ZooKeeper with replicas spread over the live brokers.
+ * Returns an operation that calls done(arg, error, message) on the loop once
+ * the topic is in this broker's image (or failed), or NULL with *err and msg
+ * set when it fails at once (INVALID_REPLICATION_FACTOR, ...). overrides is
+ * only read. */
+cluster_op_t *cluster_create_topic(cluster_t *c, const char *name, int32_t npartitions, int32_t rf,
+                                   const topic_config_t *overrides,
+                                   void (*done)(void *arg, int16_t error, const char *message), void *arg,
+                                   int16_t *err, char *msg, size_t msglen);
+/* The requester went away: done will not be called. */
+void cluster_op_cancel(cluster_t *c, cluster_op_t *op);
+
+#endif

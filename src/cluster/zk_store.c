@@ -1,0 +1,864 @@
+/* zk_store.c - see zk_store.h. One worker thread makes every ZooKeeper call. */
+#include "zk_store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+/* The synchronous API exists only in the multi-threaded library. */
+#define THREADED 1
+#include <zookeeper/zookeeper.h>
+
+#include "cluster/zk_json.h"
+#include "common/buf.h"
+#include "common/logger.h"
+#include "protocol/kerr.h"
+
+#define ZK_PATH_MAX 1024
+#define ZK_DATA_MAX (1024 * 1024) /* ZooKeeper's default jute.maxbuffer */
+
+/* Work flags for the worker, set by watches and by the loop thread. */
+#define W_BROKERS 1u
+#define W_TOPICS 2u
+#define W_ELECT 4u
+#define W_REGISTER 8u
+#define W_RESET 16u
+
+typedef struct create_cmd {
+    struct create_cmd *next;
+    char name[256];
+    char id[23];
+    int32_t npartitions;
+    int rf;
+    int32_t *assignment;
+    char *config_json;
+    uint64_t token;
+} create_cmd_t;
+
+struct zk_store {
+    zk_store_options_t opt;
+    char *connect, *listener_name, *host; /* owned copies of the options' strings */
+    char hosts[ZK_PATH_MAX];
+    char chroot[ZK_PATH_MAX];
+    zhandle_t *zh;
+    char *data; /* ZK_DATA_MAX bytes, worker (or open) only */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int state;      /* last session state seen by the global watcher */
+    unsigned work;  /* W_* */
+    create_cmd_t *creates, **creates_tail;
+    bool stop;
+    zk_event_t *events, **events_tail;
+    int efd;
+
+    pthread_t worker;
+    bool started;
+    bool registered;
+    int32_t controller_epoch; /* the latest seen, worker only */
+    void (*on_event)(void *arg, zk_event_t *ev);
+    void *arg;
+};
+
+/* ---- helpers ---- */
+
+static void zpath(const zk_store_t *s, char *out, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void zpath(const zk_store_t *s, char *out, const char *fmt, ...)
+{
+    size_t n = (size_t)snprintf(out, ZK_PATH_MAX, "%s", s->chroot);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out + n, ZK_PATH_MAX - n, fmt, ap);
+    va_end(ap);
+}
+
+static void post_work(zk_store_t *s, unsigned bits)
+{
+    pthread_mutex_lock(&s->mu);
+    s->work |= bits;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void post_event(zk_store_t *s, zk_event_t *ev)
+{
+    pthread_mutex_lock(&s->mu);
+    ev->next = NULL;
+    *s->events_tail = ev;
+    s->events_tail = &ev->next;
+    pthread_mutex_unlock(&s->mu);
+    uint64_t one = 1;
+    while (write(s->efd, &one, sizeof(one)) == -1 && errno == EINTR)
+        ;
+}
+
+static void global_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    (void)zh;
+    (void)path;
+    zk_store_t *s = ctx;
+    if (type != ZOO_SESSION_EVENT)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->state = state;
+    if (state == ZOO_EXPIRED_SESSION_STATE)
+        s->work |= W_RESET;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Watches on particular znodes carry the work bit to set as their context. */
+static void work_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    (void)zh;
+    (void)state;
+    (void)path;
+    zk_store_t *s = (zk_store_t *)zoo_get_context(zh);
+    if (s == NULL || type == ZOO_SESSION_EVENT)
+        return;
+    post_work(s, (unsigned)(uintptr_t)ctx);
+}
+
+static int wait_connected(zk_store_t *s, int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    while (s->state != ZOO_CONNECTED_STATE && rc == 0 && !s->stop)
+        rc = pthread_cond_timedwait(&s->cond, &s->mu, &until);
+    bool ok = s->state == ZOO_CONNECTED_STATE;
+    pthread_mutex_unlock(&s->mu);
+    return ok ? 0 : -1;
+}
+
+static int session_connect(zk_store_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->state = 0;
+    pthread_mutex_unlock(&s->mu);
+    s->zh = zookeeper_init(s->hosts, global_watcher, s->opt.session_timeout_ms, NULL, s, 0);
+    if (s->zh == NULL)
+        return -1;
+    if (wait_connected(s, s->opt.connect_timeout_ms) != 0) {
+        zookeeper_close(s->zh);
+        s->zh = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Creates a persistent znode (and its parents) when missing. */
+static int ensure_path(zk_store_t *s, const char *full)
+{
+    char p[ZK_PATH_MAX];
+    snprintf(p, sizeof(p), "%s", full);
+    for (char *q = p + 1;; q++) {
+        if (*q == '/' || *q == '\0') {
+            char c = *q;
+            *q = '\0';
+            int rc = zoo_create(s->zh, p, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+            if (rc != ZOK && rc != ZNODEEXISTS) {
+                LOG_ERROR("zk", "cannot create %s: %s", p, zerror(rc));
+                return -1;
+            }
+            *q = c;
+            if (c == '\0')
+                return 0;
+        }
+    }
+}
+
+/* zoo_get into s->data, NUL-terminated; returns the ZooKeeper code and sets *len. */
+static int get_data(zk_store_t *s, const char *path, bool watch, unsigned bit, int *len, struct Stat *st)
+{
+    int n = ZK_DATA_MAX - 1;
+    int rc = watch ? zoo_wget(s->zh, path, work_watcher, (void *)(uintptr_t)bit, s->data, &n, st)
+                   : zoo_get(s->zh, path, 0, s->data, &n, st);
+    if (rc != ZOK)
+        return rc;
+    if (n < 0)
+        n = 0;
+    s->data[n] = '\0';
+    *len = n;
+    return ZOK;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- split and open ---- */
+
+int zk_store_split_connect(const char *connect, char *hosts, size_t hosts_len, char *chroot, size_t chroot_len)
+{
+    if (connect == NULL || !*connect)
+        return -1;
+    const char *slash = strchr(connect, '/');
+    size_t hl = slash ? (size_t)(slash - connect) : strlen(connect);
+    if (hl == 0 || hl >= hosts_len)
+        return -1;
+    memcpy(hosts, connect, hl);
+    hosts[hl] = '\0';
+    const char *c = slash ? slash : "";
+    size_t cl = strlen(c);
+    while (cl > 0 && c[cl - 1] == '/')
+        cl--;
+    if (cl >= chroot_len)
+        return -1;
+    memcpy(chroot, c, cl);
+    chroot[cl] = '\0';
+    if (strstr(chroot, "//"))
+        return -1;
+    return 0;
+}
+
+static void store_free(zk_store_t *s)
+{
+    if (s->zh)
+        zookeeper_close(s->zh);
+    if (s->efd >= 0)
+        close(s->efd);
+    while (s->events) {
+        zk_event_t *e = s->events;
+        s->events = e->next;
+        zk_event_free(e);
+    }
+    while (s->creates) {
+        create_cmd_t *c = s->creates;
+        s->creates = c->next;
+        free(c->assignment);
+        free(c->config_json);
+        free(c);
+    }
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cond);
+    free(s->data);
+    free(s->connect);
+    free(s->listener_name);
+    free(s->host);
+    free(s);
+}
+
+zk_store_t *zk_store_open(const zk_store_options_t *o, char cluster_id[23], char *err, size_t errlen)
+{
+    zk_store_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    s->creates_tail = &s->creates;
+    s->events_tail = &s->events;
+    s->opt = *o;
+    s->connect = strdup(o->connect);
+    s->listener_name = strdup(o->listener_name ? o->listener_name : "PLAINTEXT");
+    s->host = strdup(o->host ? o->host : "localhost");
+    s->data = malloc(ZK_DATA_MAX);
+    s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->connect == NULL || s->listener_name == NULL || s->host == NULL || s->data == NULL || s->efd < 0) {
+        snprintf(err, errlen, "cannot set up the ZooKeeper client: %s", strerror(errno ? errno : ENOMEM));
+        store_free(s);
+        return NULL;
+    }
+    if (s->opt.session_timeout_ms <= 0)
+        s->opt.session_timeout_ms = 18000;
+    if (s->opt.connect_timeout_ms <= 0)
+        s->opt.connect_timeout_ms = s->opt.session_timeout_ms;
+    if (zk_store_split_connect(o->connect, s->hosts, sizeof(s->hosts), s->chroot, sizeof(s->chroot)) != 0) {
+        snprintf(err, errlen, "zookeeper.connect '%s' is not host:port[,host:port...][/chroot]", o->connect);
+        store_free(s);
+        return NULL;
+    }
+    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+    if (session_connect(s) != 0) {
+        snprintf(err, errlen, "cannot connect to ZooKeeper at %s within %d ms", s->hosts,
+                 s->opt.connect_timeout_ms);
+        store_free(s);
+        return NULL;
+    }
+    static const char *const tops[] = {"/brokers/ids", "/brokers/topics", "/config/topics", "/config/changes",
+                                       "/admin/delete_topics", "/isr_change_notification", "/cluster"};
+    char p[ZK_PATH_MAX];
+    for (size_t i = 0; i < sizeof(tops) / sizeof(tops[0]); i++) {
+        zpath(s, p, "%s", tops[i]);
+        if (ensure_path(s, p) != 0) {
+            snprintf(err, errlen, "cannot create %s in ZooKeeper", p);
+            store_free(s);
+            return NULL;
+        }
+    }
+    zpath(s, p, "/cluster/id");
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int len;
+        int rc = get_data(s, p, false, 0, &len, NULL);
+        if (rc == ZOK) {
+            char id[64] = "";
+            const char *v = zkjson_find(s->data, s->data + len, "id");
+            if (v == NULL || zkjson_string(v, s->data + len, id, sizeof(id)) <= 0 || strlen(id) > 22) {
+                snprintf(err, errlen, "unreadable %s: %s", p, s->data);
+                store_free(s);
+                return NULL;
+            }
+            snprintf(cluster_id, 23, "%s", id);
+            return s;
+        }
+        if (rc != ZNONODE)
+            break;
+        char text[128];
+        int n = snprintf(text, sizeof(text), "{\"version\":\"1\",\"id\":\"%s\"}", cluster_id);
+        rc = zoo_create(s->zh, p, text, n, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+        if (rc != ZOK && rc != ZNODEEXISTS)
+            break;
+    }
+    snprintf(err, errlen, "cannot read or create %s", p);
+    store_free(s);
+    return NULL;
+}
+
+/* ---- worker: registration, election, snapshots, creation ---- */
+
+static int register_broker(zk_store_t *s)
+{
+    buf_t b;
+    buf_init(&b);
+    char head[128], ep[600], path[ZK_PATH_MAX];
+    int n = snprintf(head, sizeof(head), "{\"features\":{},\"listener_security_protocol_map\":{");
+    buf_put(&b, head, (size_t)n);
+    zkjson_put_string(&b, s->listener_name);
+    buf_put(&b, ":\"PLAINTEXT\"},\"endpoints\":[", 27);
+    snprintf(ep, sizeof(ep), "%s://%s:%d", s->listener_name, s->host, s->opt.port);
+    zkjson_put_string(&b, ep);
+    buf_put(&b, "],\"jmx_port\":-1,\"host\":", 23);
+    zkjson_put_string(&b, s->host);
+    n = snprintf(head, sizeof(head), ",\"port\":%d,\"timestamp\":\"%lld\",\"version\":5}", s->opt.port,
+                 (long long)wall_ms());
+    buf_put(&b, head, (size_t)n);
+    zpath(s, path, "/brokers/ids/%d", s->opt.broker_id);
+    int rc = b.oom ? ZMARSHALLINGERROR
+                   : zoo_create(s->zh, path, (const char *)b.data, (int)b.len, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL,
+                                NULL, 0);
+    buf_free(&b);
+    if (rc == ZOK) {
+        LOG_INFO("zk", "registered broker %d at %s", s->opt.broker_id, path);
+        s->registered = true;
+        return 0;
+    }
+    if (rc == ZNODEEXISTS) {
+        /* Usually our own previous session after a crash: it goes when that session expires. */
+        LOG_WARN("zk", "%s exists (a previous session of broker %d?); retrying until it expires", path,
+                 s->opt.broker_id);
+    } else {
+        LOG_ERROR("zk", "cannot register %s: %s", path, zerror(rc));
+    }
+    return -1;
+}
+
+static void elect(zk_store_t *s)
+{
+    char path[ZK_PATH_MAX], epath[ZK_PATH_MAX], text[128];
+    zpath(s, path, "/controller");
+    zpath(s, epath, "/controller_epoch");
+    for (int attempt = 0; attempt < 10; attempt++) {
+        int n = snprintf(text, sizeof(text), "{\"version\":1,\"brokerid\":%d,\"timestamp\":\"%lld\"}",
+                         s->opt.broker_id, (long long)wall_ms());
+        int rc = zoo_create(s->zh, path, text, n, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0);
+        if (rc == ZOK) {
+            /* Fence older controllers: bump /controller_epoch with a conditional write. */
+            int64_t epoch = 0;
+            for (int k = 0; k < 20; k++) {
+                struct Stat st;
+                int len;
+                int g = get_data(s, epath, false, 0, &len, &st);
+                if (g == ZNONODE) {
+                    if (zoo_create(s->zh, epath, "1", 1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK) {
+                        epoch = 1;
+                        break;
+                    }
+                    continue;
+                }
+                if (g != ZOK || zkjson_int(s->data, s->data + len, &epoch) != 0)
+                    epoch = 0;
+                char e[32];
+                int el = snprintf(e, sizeof(e), "%lld", (long long)(epoch + 1));
+                if (zoo_set(s->zh, epath, e, el, st.version) == ZOK) {
+                    epoch++;
+                    break;
+                }
+            }
+            LOG_INFO("zk", "broker %d is the controller (epoch %lld)", s->opt.broker_id, (long long)epoch);
+        } else if (rc != ZNODEEXISTS) {
+            LOG_ERROR("zk", "controller election: %s", zerror(rc));
+            return;
+        }
+        /* Whoever holds it, watch it so its loss starts a new election. */
+        int len;
+        rc = get_data(s, path, true, W_ELECT, &len, NULL);
+        if (rc == ZNONODE)
+            continue;
+        if (rc != ZOK)
+            return;
+        int64_t id = -1, epoch = 0;
+        const char *v = zkjson_find(s->data, s->data + len, "brokerid");
+        if (v == NULL || zkjson_int(v, s->data + len, &id) != 0)
+            id = -1;
+        if (get_data(s, epath, false, 0, &len, NULL) != ZOK || zkjson_int(s->data, s->data + len, &epoch) != 0)
+            epoch = 0;
+        s->controller_epoch = (int32_t)epoch;
+        zk_event_t *ev = calloc(1, sizeof(*ev));
+        if (ev) {
+            ev->type = ZK_EV_CONTROLLER;
+            ev->controller_id = (int32_t)id;
+            ev->controller_epoch = (int32_t)epoch;
+            post_event(s, ev);
+        }
+        return;
+    }
+}
+
+static void refresh_brokers(zk_store_t *s)
+{
+    char path[ZK_PATH_MAX];
+    zpath(s, path, "/brokers/ids");
+    struct String_vector kids = {0, NULL};
+    int rc = zoo_wget_children(s->zh, path, work_watcher, (void *)(uintptr_t)W_BROKERS, &kids);
+    if (rc != ZOK) {
+        LOG_ERROR("zk", "cannot list %s: %s", path, zerror(rc));
+        return;
+    }
+    zk_event_t *ev = calloc(1, sizeof(*ev));
+    if (ev)
+        ev->brokers = calloc((size_t)(kids.count > 0 ? kids.count : 1), sizeof(zk_broker_t));
+    for (int i = 0; ev && ev->brokers && i < kids.count; i++) {
+        char bp[ZK_PATH_MAX], *end;
+        long id = strtol(kids.data[i], &end, 10);
+        if (*end != '\0')
+            continue;
+        zpath(s, bp, "/brokers/ids/%s", kids.data[i]);
+        int len;
+        if (get_data(s, bp, false, 0, &len, NULL) != ZOK)
+            continue;
+        zk_broker_t *b = &ev->brokers[ev->nbrokers];
+        int64_t port = -1;
+        const char *v = zkjson_find(s->data, s->data + len, "host");
+        const char *pv = zkjson_find(s->data, s->data + len, "port");
+        if (v == NULL || zkjson_string(v, s->data + len, b->host, sizeof(b->host)) < 0 || pv == NULL ||
+            zkjson_int(pv, s->data + len, &port) != 0) {
+            LOG_WARN("zk", "ignoring unreadable registration %s", bp);
+            continue;
+        }
+        b->id = (int32_t)id;
+        b->port = (int32_t)port;
+        ev->nbrokers++;
+    }
+    deallocate_String_vector(&kids);
+    if (ev == NULL || ev->brokers == NULL) {
+        zk_event_free(ev);
+        return;
+    }
+    ev->type = ZK_EV_BROKERS;
+    post_event(s, ev);
+}
+
+typedef struct assign_ctx {
+    zk_topic_t *t;
+    int bad;
+} assign_ctx_t;
+
+static int assign_cb(void *arg, const char *key, const char *v, const char *end)
+{
+    assign_ctx_t *a = arg;
+    char *e;
+    long p = strtol(key, &e, 10);
+    if (*e != '\0' || p < 0 || p >= a->t->npartitions) {
+        a->bad = 1;
+        return 1;
+    }
+    zk_partition_t *zp = &a->t->partitions[p];
+    int n = zkjson_int_array(v, end, zp->replicas, ZK_MAX_REPLICAS);
+    if (n < 0 || n > ZK_MAX_REPLICAS) {
+        a->bad = 1;
+        return 1;
+    }
+    zp->nreplicas = n;
+    return 0;
+}
+
+/* Reads one topic's znodes into t; 0 or -1 (skipped). */
+static int read_topic(zk_store_t *s, const char *name, zk_topic_t *t)
+{
+    char path[ZK_PATH_MAX];
+    int len;
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    zpath(s, path, "/brokers/topics/%s", name);
+    if (get_data(s, path, true, W_TOPICS, &len, NULL) != ZOK)
+        return -1;
+    const char *end = s->data + len;
+    const char *parts = zkjson_find(s->data, end, "partitions");
+    const char *idv = zkjson_find(s->data, end, "topic_id");
+    if (idv && zkjson_string(idv, end, t->id, sizeof(t->id)) < 0)
+        t->id[0] = '\0';
+    int np = parts ? zkjson_object_foreach(parts, end, NULL, NULL) : -1;
+    if (np <= 0)
+        return -1;
+    t->npartitions = np;
+    t->partitions = calloc((size_t)np, sizeof(zk_partition_t));
+    if (t->partitions == NULL)
+        return -1;
+    assign_ctx_t a = {t, 0};
+    zkjson_object_foreach(parts, end, assign_cb, &a);
+    if (a.bad)
+        return -1;
+    for (int32_t p = 0; p < np; p++) {
+        zk_partition_t *zp = &t->partitions[p];
+        zp->leader = -1;
+        zpath(s, path, "/brokers/topics/%s/partitions/%d/state", name, p);
+        if (get_data(s, path, true, W_TOPICS, &len, NULL) != ZOK)
+            continue;
+        end = s->data + len;
+        int64_t leader, epoch, cepoch = 0;
+        const char *lv = zkjson_find(s->data, end, "leader");
+        const char *ev = zkjson_find(s->data, end, "leader_epoch");
+        const char *cv = zkjson_find(s->data, end, "controller_epoch");
+        const char *iv = zkjson_find(s->data, end, "isr");
+        if (lv == NULL || zkjson_int(lv, end, &leader) != 0 || ev == NULL || zkjson_int(ev, end, &epoch) != 0)
+            continue;
+        if (cv)
+            zkjson_int(cv, end, &cepoch);
+        int n = iv ? zkjson_int_array(iv, end, zp->isr, ZK_MAX_REPLICAS) : 0;
+        zp->nisr = n < 0 ? 0 : n > ZK_MAX_REPLICAS ? ZK_MAX_REPLICAS : n;
+        zp->leader = (int32_t)leader;
+        zp->leader_epoch = (int32_t)epoch;
+        zp->controller_epoch = (int32_t)cepoch;
+    }
+    zpath(s, path, "/config/topics/%s", name);
+    if (get_data(s, path, false, 0, &len, NULL) == ZOK) {
+        const char *cfg = zkjson_find(s->data, s->data + len, "config");
+        const char *cend = cfg ? zkjson_skip(cfg, s->data + len) : NULL;
+        if (cend)
+            t->config_json = strndup(cfg, (size_t)(cend - cfg));
+    }
+    return 0;
+}
+
+static void refresh_topics(zk_store_t *s)
+{
+    char path[ZK_PATH_MAX];
+    zpath(s, path, "/brokers/topics");
+    struct String_vector kids = {0, NULL};
+    int rc = zoo_wget_children(s->zh, path, work_watcher, (void *)(uintptr_t)W_TOPICS, &kids);
+    if (rc != ZOK) {
+        LOG_ERROR("zk", "cannot list %s: %s", path, zerror(rc));
+        return;
+    }
+    zk_event_t *ev = calloc(1, sizeof(*ev));
+    if (ev)
+        ev->topics = calloc((size_t)(kids.count > 0 ? kids.count : 1), sizeof(zk_topic_t));
+    for (int i = 0; ev && ev->topics && i < kids.count; i++) {
+        zk_topic_t *t = &ev->topics[ev->ntopics];
+        if (read_topic(s, kids.data[i], t) == 0) {
+            ev->ntopics++;
+        } else {
+            free(t->partitions);
+            free(t->config_json);
+            memset(t, 0, sizeof(*t));
+        }
+    }
+    deallocate_String_vector(&kids);
+    if (ev == NULL || ev->topics == NULL) {
+        zk_event_free(ev);
+        return;
+    }
+    ev->type = ZK_EV_TOPICS;
+    post_event(s, ev);
+}
+
+static void put_int_array(buf_t *b, const int32_t *v, int n)
+{
+    buf_put(b, "[", 1);
+    for (int i = 0; i < n; i++) {
+        char x[16];
+        int l = snprintf(x, sizeof(x), i ? ",%d" : "%d", v[i]);
+        buf_put(b, x, (size_t)l);
+    }
+    buf_put(b, "]", 1);
+}
+
+static int16_t do_create(zk_store_t *s, create_cmd_t *c, char *msg, size_t msglen)
+{
+    char path[ZK_PATH_MAX];
+    /* Kafka writes the config first, then the assignment that makes the topic exist. */
+    buf_t cfg;
+    buf_init(&cfg);
+    buf_put(&cfg, "{\"version\":1,\"config\":", 22);
+    buf_put(&cfg, c->config_json ? c->config_json : "{}", strlen(c->config_json ? c->config_json : "{}"));
+    buf_put(&cfg, "}", 1);
+    zpath(s, path, "/config/topics/%s", c->name);
+    int rc = zoo_create(s->zh, path, (const char *)cfg.data, (int)cfg.len, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+    if (rc == ZNODEEXISTS)
+        rc = zoo_set(s->zh, path, (const char *)cfg.data, (int)cfg.len, -1);
+    buf_free(&cfg);
+    if (rc != ZOK) {
+        snprintf(msg, msglen, "cannot write %s: %s", path, zerror(rc));
+        return KERR_UNKNOWN_SERVER_ERROR;
+    }
+
+    int nops = 2 + 2 * c->npartitions;
+    zoo_op_t *ops = calloc((size_t)nops, sizeof(*ops));
+    zoo_op_result_t *res = calloc((size_t)nops, sizeof(*res));
+    char (*paths)[ZK_PATH_MAX] = calloc((size_t)nops, ZK_PATH_MAX);
+    buf_t *vals = calloc((size_t)nops, sizeof(buf_t));
+    int16_t err = KERR_NONE;
+    if (ops == NULL || res == NULL || paths == NULL || vals == NULL) {
+        snprintf(msg, msglen, "out of memory");
+        err = KERR_UNKNOWN_SERVER_ERROR;
+        goto out;
+    }
+    for (int i = 0; i < nops; i++)
+        buf_init(&vals[i]);
+    buf_t *v = &vals[0];
+    buf_put(v, "{\"version\":3,\"partitions\":{", 27);
+    for (int32_t p = 0; p < c->npartitions; p++) {
+        char k[32];
+        int l = snprintf(k, sizeof(k), p ? ",\"%d\":" : "\"%d\":", p);
+        buf_put(v, k, (size_t)l);
+        put_int_array(v, c->assignment + (size_t)p * (size_t)c->rf, c->rf);
+    }
+    buf_put(v, "},\"adding_replicas\":{},\"removing_replicas\":{},\"topic_id\":", 57);
+    zkjson_put_string(v, c->id);
+    buf_put(v, "}", 1);
+    zpath(s, paths[0], "/brokers/topics/%s", c->name);
+    zpath(s, paths[1], "/brokers/topics/%s/partitions", c->name);
+    for (int32_t p = 0; p < c->npartitions; p++) {
+        const int32_t *r = c->assignment + (size_t)p * (size_t)c->rf;
+        zpath(s, paths[2 + 2 * p], "/brokers/topics/%s/partitions/%d", c->name, p);
+        zpath(s, paths[3 + 2 * p], "/brokers/topics/%s/partitions/%d/state", c->name, p);
+        buf_t *sv = &vals[3 + 2 * p];
+        char head[96];
+        int l = snprintf(head, sizeof(head), "{\"controller_epoch\":%d,\"leader\":%d,\"version\":1,"
+                                             "\"leader_epoch\":0,\"isr\":", s->controller_epoch, r[0]);
+        buf_put(sv, head, (size_t)l);
+        put_int_array(sv, r, c->rf);
+        buf_put(sv, "}", 1);
+    }
+    for (int i = 0; i < nops; i++) {
+        if (vals[i].oom) {
+            snprintf(msg, msglen, "out of memory");
+            err = KERR_UNKNOWN_SERVER_ERROR;
+            goto out;
+        }
+        zoo_create_op_init(&ops[i], paths[i], vals[i].len ? (const char *)vals[i].data : NULL,
+                           vals[i].len ? (int)vals[i].len : -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+    }
+    rc = zoo_multi(s->zh, nops, ops, res);
+    if (rc == ZNODEEXISTS) {
+        snprintf(msg, msglen, "Topic '%s' already exists.", c->name);
+        err = KERR_TOPIC_ALREADY_EXISTS;
+    } else if (rc != ZOK) {
+        snprintf(msg, msglen, "cannot create topic %s in ZooKeeper: %s", c->name, zerror(rc));
+        err = KERR_UNKNOWN_SERVER_ERROR;
+    } else {
+        LOG_INFO("zk", "created topic %s (%d partitions, replication factor %d)", c->name, c->npartitions,
+                 c->rf);
+    }
+out:
+    for (int i = 0; vals && i < nops; i++)
+        buf_free(&vals[i]);
+    free(vals);
+    free(paths);
+    free(res);
+    free(ops);
+    return err;
+}
+
+static void *worker_main(void *arg)
+{
+    zk_store_t *s = arg;
+    int64_t next_register = 0;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->stop && s->work == 0 && s->creates == NULL) {
+            if (!s->registered) {
+                /* Retry the registration every half second while an old session's znode lingers. */
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_nsec += 500000000L;
+                if (until.tv_nsec >= 1000000000L) {
+                    until.tv_sec++;
+                    until.tv_nsec -= 1000000000L;
+                }
+                if (pthread_cond_timedwait(&s->cond, &s->mu, &until) == ETIMEDOUT)
+                    s->work |= W_REGISTER;
+            } else {
+                pthread_cond_wait(&s->cond, &s->mu);
+            }
+        }
+        if (s->stop) {
+            pthread_mutex_unlock(&s->mu);
+            return NULL;
+        }
+        unsigned work = s->work;
+        s->work = 0;
+        create_cmd_t *creates = s->creates;
+        s->creates = NULL;
+        s->creates_tail = &s->creates;
+        pthread_mutex_unlock(&s->mu);
+
+        if (work & W_RESET) {
+            LOG_WARN("zk", "ZooKeeper session expired; starting a new one");
+            zookeeper_close(s->zh);
+            s->zh = NULL;
+            s->registered = false;
+            while (session_connect(s) != 0) {
+                pthread_mutex_lock(&s->mu);
+                bool stop = s->stop;
+                pthread_mutex_unlock(&s->mu);
+                if (stop)
+                    return NULL;
+                LOG_ERROR("zk", "cannot reconnect to ZooKeeper at %s; retrying", s->hosts);
+            }
+            work |= W_REGISTER | W_ELECT | W_BROKERS | W_TOPICS;
+        }
+        if ((work & W_REGISTER) && !s->registered && wall_ms() >= next_register) {
+            if (register_broker(s) == 0)
+                work |= W_BROKERS | W_ELECT;
+            next_register = wall_ms() + 400;
+        }
+        if (work & W_ELECT)
+            elect(s);
+        if (work & W_BROKERS)
+            refresh_brokers(s);
+        zk_event_t *done = NULL, **done_tail = &done;
+        while (creates) {
+            create_cmd_t *c = creates;
+            creates = c->next;
+            zk_event_t *ev = calloc(1, sizeof(*ev));
+            int16_t err = do_create(s, c, ev ? ev->message : (char[256]){0}, 256);
+            if (ev) {
+                ev->type = ZK_EV_CREATED;
+                ev->token = c->token;
+                ev->error = err;
+                *done_tail = ev;
+                done_tail = &ev->next;
+            }
+            work |= W_TOPICS;
+            free(c->assignment);
+            free(c->config_json);
+            free(c);
+        }
+        if (work & W_TOPICS)
+            refresh_topics(s);
+        /* Creation results after the snapshot holding the new topics. */
+        while (done) {
+            zk_event_t *ev = done;
+            done = ev->next;
+            post_event(s, ev);
+        }
+    }
+}
+
+int zk_store_start(zk_store_t *s, void (*on_event)(void *arg, zk_event_t *ev), void *arg)
+{
+    s->on_event = on_event;
+    s->arg = arg;
+    s->work = W_REGISTER | W_ELECT | W_BROKERS | W_TOPICS;
+    int rc = pthread_create(&s->worker, NULL, worker_main, s);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    s->started = true;
+    return 0;
+}
+
+int zk_store_event_fd(const zk_store_t *s) { return s->efd; }
+
+void zk_store_poll(zk_store_t *s)
+{
+    uint64_t n;
+    while (read(s->efd, &n, sizeof(n)) == -1 && errno == EINTR)
+        ;
+    pthread_mutex_lock(&s->mu);
+    zk_event_t *list = s->events;
+    s->events = NULL;
+    s->events_tail = &s->events;
+    pthread_mutex_unlock(&s->mu);
+    while (list) {
+        zk_event_t *ev = list;
+        list = ev->next;
+        if (s->on_event)
+            s->on_event(s->arg, ev);
+        else
+            zk_event_free(ev);
+    }
+}
+
+int zk_store_create_topic(zk_store_t *s, const char *name, const char *id, int32_t npartitions, int rf,
+                          const int32_t *assignment, const char *config_json, uint64_t token)
+{
+    create_cmd_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -1;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    c->npartitions = npartitions;
+    c->rf = rf;
+    c->token = token;
+    c->assignment = malloc((size_t)npartitions * (size_t)rf * sizeof(int32_t));
+    c->config_json = strdup(config_json ? config_json : "{}");
+    if (c->assignment == NULL || c->config_json == NULL) {
+        free(c->assignment);
+        free(c->config_json);
+        free(c);
+        return -1;
+    }
+    memcpy(c->assignment, assignment, (size_t)npartitions * (size_t)rf * sizeof(int32_t));
+    pthread_mutex_lock(&s->mu);
+    *s->creates_tail = c;
+    s->creates_tail = &c->next;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+void zk_store_close(zk_store_t *s)
+{
+    if (s == NULL)
+        return;
+    if (s->started) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = true;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->worker, NULL);
+    }
+    store_free(s);
+}
+
+void zk_event_free(zk_event_t *ev)
+{
+    if (ev == NULL)
+        return;
+    for (int i = 0; i < ev->ntopics; i++) {
+        free(ev->topics[i].partitions);
+        free(ev->topics[i].config_json);
+    }
+    free(ev->topics);
+    free(ev->brokers);
+    free(ev);
+}

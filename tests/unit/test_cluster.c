@@ -1,0 +1,141 @@
+/* Unit tests for cluster mode's pure parts: the znode JSON reader/writer, zookeeper.connect
+ * splitting, and Kafka's round-robin replica assignment. */
+#include "cluster/cluster.h"
+#include "cluster/zk_json.h"
+#include "cluster/zk_store.h"
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *end_of(const char *s) { return s + strlen(s); }
+
+static void test_json_find_and_read(void)
+{
+    const char *j = " { \"version\" : 3, \"partitions\":{\"0\":[1,2,3],\"1\":[ 2 , 3 ]},"
+                    "\"topic_id\":\"VdzXP2m4R2SSyuJNf6q4LA\",\"nested\":{\"a\":[{\"b\":null}],\"t\":true},"
+                    "\"port\":\"9092\",\"neg\":-17,\"esc\":\"a\\\"b\\\\c\\nd\\u00e9\"} ";
+    const char *e = end_of(j);
+    int64_t x = 0;
+    CHECK_EQ_INT(zkjson_int(zkjson_find(j, e, "version"), e, &x), 0);
+    CHECK_EQ_INT(x, 3);
+    CHECK_EQ_INT(zkjson_int(zkjson_find(j, e, "port"), e, &x), 0); /* quoted numbers, as in /controller_epoch */
+    CHECK_EQ_INT(x, 9092);
+    CHECK_EQ_INT(zkjson_int(zkjson_find(j, e, "neg"), e, &x), 0);
+    CHECK_EQ_INT(x, -17);
+    CHECK(zkjson_find(j, e, "missing") == NULL);
+    CHECK(zkjson_find(j, e, "a") == NULL); /* only top-level members */
+    const char *parts = zkjson_find(j, e, "partitions");
+    CHECK(parts != NULL);
+    CHECK_EQ_INT(zkjson_object_foreach(parts, e, NULL, NULL), 2);
+    int32_t r[4] = {0};
+    CHECK_EQ_INT(zkjson_int_array(zkjson_find(parts, e, "0"), e, r, 4), 3);
+    CHECK_EQ_INT(r[0], 1);
+    CHECK_EQ_INT(r[1], 2);
+    CHECK_EQ_INT(r[2], 3);
+    CHECK_EQ_INT(zkjson_int_array(zkjson_find(parts, e, "1"), e, r, 1), 2); /* count beyond max */
+    CHECK_EQ_INT(r[0], 2);
+    char s[64];
+    CHECK_EQ_INT(zkjson_string(zkjson_find(j, e, "topic_id"), e, s, sizeof(s)), 22);
+    CHECK(strcmp(s, "VdzXP2m4R2SSyuJNf6q4LA") == 0);
+    CHECK_EQ_INT(zkjson_string(zkjson_find(j, e, "esc"), e, s, sizeof(s)), 8);
+    CHECK(strcmp(s, "a\"b\\c\nd?") == 0);
+    char small[4];
+    CHECK_EQ_INT(zkjson_string(zkjson_find(j, e, "topic_id"), e, small, sizeof(small)), 22);
+    CHECK(strcmp(small, "Vdz") == 0); /* truncated, still terminated */
+    /* Numbers with fractions or exponents are not integers. */
+    CHECK_EQ_INT(zkjson_int("1.5", end_of("1.5"), &x), -1);
+    CHECK_EQ_INT(zkjson_int("99999999999999999999", end_of("99999999999999999999"), &x), -1);
+}
+
+static void test_json_malformed(void)
+{
+    static const char *const bad[] = {"", "{", "{\"a\"", "{\"a\":}", "{\"a\":1,}", "[1,2", "[1 2]", "{\"a\":[1,]}",
+                                      "\"abc", "{a:1}", "tru", "{\"a\":1 \"b\":2}", "-"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *e = end_of(bad[i]);
+        CHECK(zkjson_skip(bad[i], e) == NULL);
+        CHECK(zkjson_find(bad[i], e, "a") == NULL);
+        CHECK_EQ_INT(zkjson_object_foreach(bad[i], e, NULL, NULL) < 0 || bad[i][0] != '{', 1);
+    }
+    /* Deep nesting is refused instead of recursing without bound. */
+    char deep[200];
+    memset(deep, '[', sizeof(deep) - 1);
+    deep[sizeof(deep) - 1] = '\0';
+    CHECK(zkjson_skip(deep, end_of(deep)) == NULL);
+    /* A value cut by the end bound is not read past it. */
+    const char *j = "{\"a\":[1,2,3]}";
+    CHECK(zkjson_find(j, j + 8, "a") == NULL);
+    int32_t r[4];
+    CHECK_EQ_INT(zkjson_int_array("[1,\"x\"]", end_of("[1,\"x\"]"), r, 4), -1);
+    CHECK_EQ_INT(zkjson_int_array("[1,99999999999]", end_of("[1,99999999999]"), r, 4), -1);
+}
+
+static void test_json_put_string(void)
+{
+    buf_t b;
+    buf_init(&b);
+    zkjson_put_string(&b, "a\"b\\c\n\x01z");
+    const char *want = "\"a\\\"b\\\\c\\u000a\\u0001z\"";
+    CHECK_EQ_INT((int)b.len, (int)strlen(want));
+    CHECK_MEM(b.data, want, strlen(want));
+    /* And it reads back. */
+    char s[32];
+    buf_put(&b, "", 1);
+    CHECK_EQ_INT(zkjson_string((const char *)b.data, (const char *)b.data + b.len - 1, s, sizeof(s)), 8);
+    CHECK(strcmp(s, "a\"b\\c??z") == 0); /* \u escapes read back as '?' */
+    buf_free(&b);
+}
+
+static void test_split_connect(void)
+{
+    char h[64], c[64];
+    CHECK_EQ_INT(zk_store_split_connect("localhost:2181/cluster-a", h, sizeof(h), c, sizeof(c)), 0);
+    CHECK(strcmp(h, "localhost:2181") == 0);
+    CHECK(strcmp(c, "/cluster-a") == 0);
+    CHECK_EQ_INT(zk_store_split_connect("a:1,b:2,c:3/x/y/", h, sizeof(h), c, sizeof(c)), 0);
+    CHECK(strcmp(h, "a:1,b:2,c:3") == 0);
+    CHECK(strcmp(c, "/x/y") == 0);
+    CHECK_EQ_INT(zk_store_split_connect("a:1", h, sizeof(h), c, sizeof(c)), 0);
+    CHECK(strcmp(c, "") == 0);
+    CHECK_EQ_INT(zk_store_split_connect("a:1/", h, sizeof(h), c, sizeof(c)), 0);
+    CHECK(strcmp(c, "") == 0);
+    CHECK_EQ_INT(zk_store_split_connect("/x", h, sizeof(h), c, sizeof(c)), -1);
+    CHECK_EQ_INT(zk_store_split_connect("", h, sizeof(h), c, sizeof(c)), -1);
+    CHECK_EQ_INT(zk_store_split_connect("a:1/x//y", h, sizeof(h), c, sizeof(c)), -1);
+    CHECK_EQ_INT(zk_store_split_connect("a:1/x", h, 3, c, sizeof(c)), -1);
+}
+
+static void test_assign_replicas(void)
+{
+    const int32_t brokers[] = {1, 2, 3};
+    int32_t out[18];
+    /* Kafka's layout: first replicas rotate, followers shift, the shift grows every n partitions. */
+    CHECK_EQ_INT(cluster_assign_replicas(brokers, 3, 6, 3, 0, 0, out), 0);
+    const int32_t want[18] = {1, 2, 3, 2, 3, 1, 3, 1, 2, 1, 3, 2, 2, 1, 3, 3, 2, 1};
+    for (int i = 0; i < 18; i++)
+        CHECK_EQ_INT(out[i], want[i]);
+    CHECK_EQ_INT(cluster_assign_replicas(brokers, 3, 6, 1, 1, 0, out), 0);
+    const int32_t want1[6] = {2, 3, 1, 2, 3, 1};
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ_INT(out[i], want1[i]);
+    /* Replicas of one partition are always distinct brokers. */
+    const int32_t five[] = {10, 11, 12, 13, 14};
+    int32_t big[40 * 3];
+    CHECK_EQ_INT(cluster_assign_replicas(five, 5, 40, 3, 2, 4, big), 0);
+    for (int p = 0; p < 40; p++)
+        CHECK(big[p * 3] != big[p * 3 + 1] && big[p * 3] != big[p * 3 + 2] && big[p * 3 + 1] != big[p * 3 + 2]);
+    CHECK_EQ_INT(cluster_assign_replicas(brokers, 3, 1, 4, 0, 0, out), -1);
+    CHECK_EQ_INT(cluster_assign_replicas(brokers, 0, 1, 1, 0, 0, out), -1);
+    CHECK_EQ_INT(cluster_assign_replicas(brokers, 3, 0, 1, 0, 0, out), -1);
+}
+
+int main(void)
+{
+    RUN_TEST(test_json_find_and_read);
+    RUN_TEST(test_json_malformed);
+    RUN_TEST(test_json_put_string);
+    RUN_TEST(test_split_connect);
+    RUN_TEST(test_assign_replicas);
+    return TEST_REPORT();
+}
