@@ -26,12 +26,29 @@ else
 fi
 OUT_DIR=${BENCH_OUT:-build/bench}
 
-make -s build/runnel-server >/dev/null
+# Several people share the working tree: if someone's file in progress
+# breaks the build, measure the broker binary that is already there.
+BUILD=fresh
+if ! make -s build/runnel-server >/dev/null; then
+    [ -x build/runnel-server ] || { echo "bench: cannot build build/runnel-server" >&2; exit 1; }
+    echo "bench: WARNING: make failed; measuring the existing build/runnel-server" >&2
+    BUILD=stale
+fi
 make -s -f bench/Makefile >/dev/null
-RK=build/bench/rkbench
-SERVER=build/runnel-server
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/runnel-bench.XXXXXX")
+# Private copies: a rebuild in the working tree during the run must not
+# swap (or briefly remove) the binaries under test.
+# (A copy taken while the linker rewrites the file is not executable or
+# differs from it afterwards: retry then.)
+for i in 1 2 3 4 5 6 7 8 9 10; do
+    cp build/runnel-server build/bench/rkbench "$WORK/"
+    if [ -x "$WORK/runnel-server" ] && cmp -s build/runnel-server "$WORK/runnel-server"; then break; fi
+    sleep 2
+done
+[ -x "$WORK/runnel-server" ] || { echo "bench: no usable build/runnel-server" >&2; exit 1; }
+RK=$WORK/rkbench
+SERVER=$WORK/runnel-server
 RES=$WORK/results.txt
 PROBLEMS=$WORK/problems.txt
 : >"$RES"
@@ -74,7 +91,8 @@ record() {
     say "${tags[*]} $line"
     if [ $rc != 0 ]; then
         problem "${tags[*]}: rc=$rc: $(grep -v '^%' "$errf" | tail -3 | tr '\n' ' ')"
-        problem "  reproduce: $*"
+        local cmd="$*"
+        problem "  reproduce: ${cmd//$WORK\/rkbench/build/bench/rkbench}"
     fi
 }
 
@@ -101,8 +119,9 @@ start_runnel() {
     PIDS+=("$BROKER_PID")
     BOOT=127.0.0.1:$port
     READY=$($RK waitport --port "$port" --since-ns "$t0" --timeout-ms 60000 | sed 's/^RESULT //') || {
-        problem "runnel-server ($name) did not accept connections on $port; log: $(tail -3 "$BROKER_LOG")"
-        exit 1
+        problem "runnel-server ($name) did not accept connections on $port within 60 s; log: $(tail -2 "$BROKER_LOG" | tr '\n' ' ')"
+        stop_broker KILL
+        return 1
     }
 }
 
@@ -180,7 +199,7 @@ one_run() {
 
     say "run $r/$RUNS: runnel-server"
     rm -rf "$WORK/runnel"
-    start_runnel runnel
+    start_runnel runnel || return 0
     local targs=()
     for t in "${TOPICS[@]}"; do targs+=(--topic "$t"); done
     record run="$r" broker=runnel wl=create -- $RK create -b "$BOOT" "${targs[@]}"
@@ -195,7 +214,7 @@ one_run() {
 
     say "run $r/$RUNS: runnel-server, durable (log.flush.interval.messages=1)"
     rm -rf "$WORK/durable"
-    start_runnel durable log.flush.interval.messages=1
+    start_runnel durable log.flush.interval.messages=1 || return 0
     record run="$r" broker=runnel wl=create -- $RK create -b "$BOOT" --topic w6:8
     record run="$r" broker=runnel wl=w6 -- $RK produce -b "$BOOT" --topic w6 --count "$N6" --size 1024 --acks 1 --linger-ms 5 --pid "$BROKER_PID"
     check_log "run $r durable"
@@ -212,7 +231,7 @@ workload7() {
     local NOFILE=${BENCH_NOFILE:-65536}
     say "workload 7: $parts partitions"
     rm -rf "$WORK/w7"
-    start_runnel w7
+    start_runnel w7 || return 0
     echo "run=1 broker=runnel wl=w7_start_empty status=ok $READY fd_limit=$(awk '/^Max open files/{print $4}' /proc/$BROKER_PID/limits)" >>"$RES"
     record run=1 broker=runnel wl=w7_create -- $RK create -b "$BOOT" --prefix t --topics "$W7_TOPICS" --partitions "$W7_PARTS"
     sleep 2
@@ -224,7 +243,7 @@ workload7() {
     stop_broker
     echo "run=1 broker=runnel wl=w7_shutdown_fill status=ok shutdown_ms=$STOP_MS" >>"$RES"
     for r in $(seq "$RUNS"); do
-        start_runnel w7
+        start_runnel w7 || return 0
         sleep 1
         echo "run=$r broker=runnel wl=w7_start_data status=ok $READY partitions=$parts broker_rss_kb=$(awk '/^VmRSS/{print $2}' /proc/$BROKER_PID/status)" >>"$RES"
         say "w7 restart $r: $READY"
@@ -232,10 +251,10 @@ workload7() {
         echo "run=$r broker=runnel wl=w7_shutdown status=ok shutdown_ms=$STOP_MS" >>"$RES"
     done
     # after a crash: every log has unflushed data to scan
-    start_runnel w7
+    start_runnel w7 || return 0
     record run=1 broker=runnel wl=w7_more -- $RK produce -b "$BOOT" --prefix t --topics "$W7_TOPICS" --rr "$W7_PARTS" --count "$N7" --size 1024 --acks 1 --linger-ms 5 --timeout-ms 20000
-    stop_broker KILL >/dev/null
-    start_runnel w7
+    stop_broker KILL
+    start_runnel w7 || return 0
     echo "run=1 broker=runnel wl=w7_start_crash status=ok $READY partitions=$parts" >>"$RES"
     say "w7 restart after SIGKILL: $READY"
     check_log "w7 after crash"
@@ -244,7 +263,7 @@ workload7() {
 }
 
 say "bench: quick=$QUICK runs=$RUNS work dir $WORK"
-echo "run=0 broker=info wl=info status=ok commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) src_changes=$(git status --porcelain src 2>/dev/null | wc -l) nproc=$(nproc) quick=$QUICK runs=$RUNS" >>"$RES"
+echo "run=0 broker=info wl=info status=ok commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) src_changes=$(git status --porcelain src 2>/dev/null | wc -l) nproc=$(nproc) quick=$QUICK runs=$RUNS build=$BUILD" >>"$RES"
 for r in $(seq "$RUNS"); do
     one_run "$r"
 done

@@ -121,7 +121,8 @@ def main():
     info = next((r for r in rows if r.get("wl") == "info"), {})
     loads = d.get("load", "machine", "loadavg1")
     p(f"Commit {info.get('commit', '?')} (uncommitted changes under src/: {info.get('src_changes', '?')}), "
-      f"nproc {info.get('nproc', '?')}, quick={info.get('quick', '?')}; 1-min load average at the start "
+      f"broker build {info.get('build', '?')}, nproc {info.get('nproc', '?')}, quick={info.get('quick', '?')}; "
+      f"1-min load average at the start "
       f"of each run: {', '.join(fmt(x) for x in loads) or '?'}.")
     p(f"Runs: {len(runs)}; cells are median (min–max). Ratio = Runnel median / mock median.")
     p("")
