@@ -16,6 +16,8 @@
 struct cluster_op {
     cluster_op_t *next;
     uint64_t token;
+    char *delete_name; /* a deletion: done once the topic has left the snapshot */
+    bool recorded;     /* the deletion request is in ZooKeeper */
     void (*done)(void *arg, int16_t error, const char *message);
     void *arg;
 };
@@ -119,6 +121,23 @@ static void apply_topic(cluster_t *c, const zk_topic_t *zt)
         LOG_ERROR("cluster", "topic %s: cannot add partitions: %s", zt->name, err);
 }
 
+/* Finishes deletions whose topic the current snapshot no longer has. */
+static void finish_deletes(cluster_t *c)
+{
+    for (cluster_op_t **pp = &c->ops; *pp;) {
+        cluster_op_t *op = *pp;
+        if (op->delete_name == NULL || !op->recorded || find_topic(c, op->delete_name)) {
+            pp = &op->next;
+            continue;
+        }
+        *pp = op->next;
+        if (op->done)
+            op->done(op->arg, KERR_NONE, "");
+        free(op->delete_name);
+        free(op);
+    }
+}
+
 static int broker_cmp(const void *a, const void *b)
 {
     const zk_broker_t *x = a, *y = b;
@@ -141,21 +160,38 @@ static void on_event(void *arg, zk_event_t *ev)
         c->controller_id = ev->controller_id;
         c->controller_epoch = ev->controller_epoch;
         break;
-    case ZK_EV_TOPICS:
-        zk_event_free(c->snapshot);
+    case ZK_EV_TOPICS: {
+        zk_event_t *old = c->snapshot;
         c->snapshot = ev;
         build_index(c);
+        /* Topics gone from ZooKeeper (deleted by the controller) go here too, data and all. */
+        for (int i = 0; old && i < old->ntopics; i++) {
+            if (find_topic(c, old->topics[i].name))
+                continue;
+            topic_t *tp = topics_find(c->topics, old->topics[i].name, strlen(old->topics[i].name));
+            if (tp)
+                topics_delete(c->topics, tp);
+        }
+        zk_event_free(old);
         for (int i = 0; i < ev->ntopics; i++)
             apply_topic(c, &ev->topics[i]);
+        finish_deletes(c);
         return;
-    case ZK_EV_CREATED:
+    }
+    case ZK_EV_DONE:
         for (cluster_op_t **pp = &c->ops; *pp; pp = &(*pp)->next) {
             cluster_op_t *op = *pp;
             if (op->token != ev->token)
                 continue;
+            if (op->delete_name && ev->error == KERR_NONE) {
+                op->recorded = true;
+                finish_deletes(c);
+                break;
+            }
             *pp = op->next;
             if (op->done)
                 op->done(op->arg, ev->error, ev->message);
+            free(op->delete_name);
             free(op);
             break;
         }
@@ -228,6 +264,7 @@ void cluster_close(cluster_t *c)
     while (c->ops) {
         cluster_op_t *op = c->ops;
         c->ops = op->next;
+        free(op->delete_name);
         free(op);
     }
     zk_event_free(c->brokers);
@@ -362,6 +399,29 @@ fail:
     free(op);
     buf_free(&cfg);
     return NULL;
+}
+
+bool cluster_knows_topic(const cluster_t *c, const char *name) { return find_topic(c, name) != NULL; }
+
+cluster_op_t *cluster_delete_topic(cluster_t *c, const char *name,
+                                   void (*done)(void *arg, int16_t error, const char *message), void *arg)
+{
+    cluster_op_t *op = calloc(1, sizeof(*op));
+    if (op == NULL || (op->delete_name = strdup(name)) == NULL) {
+        free(op);
+        return NULL;
+    }
+    op->token = c->next_token++;
+    op->done = done;
+    op->arg = arg;
+    if (zk_store_delete_topic(c->store, name, op->token) != 0) {
+        free(op->delete_name);
+        free(op);
+        return NULL;
+    }
+    op->next = c->ops;
+    c->ops = op;
+    return op;
 }
 
 void cluster_op_cancel(cluster_t *c, cluster_op_t *op)

@@ -15,6 +15,7 @@
 #ifndef RUNNEL_CLUSTER_H
 #define RUNNEL_CLUSTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,6 +70,13 @@ cluster_op_t *cluster_create_topic(cluster_t *c, const char *name, int32_t npart
                                    const topic_config_t *overrides,
                                    void (*done)(void *arg, int16_t error, const char *message), void *arg,
                                    int16_t *err, char *msg, size_t msglen);
+/* Whether ZooKeeper has this topic (as of the latest snapshot). */
+bool cluster_knows_topic(const cluster_t *c, const char *name);
+/* Asks the controller to delete a topic (/admin/delete_topics/<t>). done(arg, error, message) runs
+ * once the topic has left ZooKeeper and this broker (its data deleted), or at once on failure.
+ * NULL when out of memory. */
+cluster_op_t *cluster_delete_topic(cluster_t *c, const char *name,
+                                   void (*done)(void *arg, int16_t error, const char *message), void *arg);
 /* The requester went away: done will not be called. */
 void cluster_op_cancel(cluster_t *c, cluster_op_t *op);
 

@@ -28,6 +28,7 @@
 #define W_ELECT 4u
 #define W_REGISTER 8u
 #define W_RESET 16u
+#define W_DELETES 32u
 
 typedef struct create_cmd {
     struct create_cmd *next;
@@ -38,6 +39,7 @@ typedef struct create_cmd {
     int32_t *assignment;
     char *config_json;
     uint64_t token;
+    bool is_delete; /* a deletion request: only name and token are used */
 } create_cmd_t;
 
 struct zk_store {
@@ -61,6 +63,7 @@ struct zk_store {
     bool started;
     bool registered;
     int32_t controller_epoch; /* the latest seen, worker only */
+    bool is_controller;       /* worker only */
     void (*on_event)(void *arg, zk_event_t *ev);
     void *arg;
 };
@@ -420,6 +423,7 @@ static void elect(zk_store_t *s)
         if (get_data(s, epath, false, 0, &len, NULL) != ZOK || zkjson_int(s->data, s->data + len, &epoch) != 0)
             epoch = 0;
         s->controller_epoch = (int32_t)epoch;
+        s->is_controller = id == s->opt.broker_id;
         zk_event_t *ev = calloc(1, sizeof(*ev));
         if (ev) {
             ev->type = ZK_EV_CONTROLLER;
@@ -618,6 +622,13 @@ static int16_t do_create(zk_store_t *s, create_cmd_t *c, char *msg, size_t msgle
         return KERR_UNKNOWN_SERVER_ERROR;
     }
 
+    /* The partition states carry the current controller epoch (another broker may have bumped it). */
+    int len;
+    int64_t epoch;
+    zpath(s, path, "/controller_epoch");
+    if (get_data(s, path, false, 0, &len, NULL) == ZOK && zkjson_int(s->data, s->data + len, &epoch) == 0)
+        s->controller_epoch = (int32_t)epoch;
+
     int nops = 2 + 2 * c->npartitions;
     zoo_op_t *ops = calloc((size_t)nops, sizeof(*ops));
     zoo_op_result_t *res = calloc((size_t)nops, sizeof(*res));
@@ -686,6 +697,74 @@ out:
     return err;
 }
 
+/* Deletes a znode and everything under it. */
+static int delete_tree(zk_store_t *s, const char *path, int depth)
+{
+    struct String_vector kids = {0, NULL};
+    int rc = zoo_get_children(s->zh, path, 0, &kids);
+    if (rc == ZNONODE)
+        return ZOK;
+    if (rc != ZOK || depth > 16)
+        return rc != ZOK ? rc : ZBADARGUMENTS;
+    for (int i = 0; i < kids.count && rc == ZOK; i++) {
+        char child[ZK_PATH_MAX];
+        snprintf(child, sizeof(child), "%s/%s", path, kids.data[i]);
+        rc = delete_tree(s, child, depth + 1);
+    }
+    deallocate_String_vector(&kids);
+    if (rc == ZOK) {
+        rc = zoo_delete(s->zh, path, -1);
+        if (rc == ZNONODE)
+            rc = ZOK;
+    }
+    return rc;
+}
+
+/* The controller's part of topic deletion (Kafka's): every /admin/delete_topics/<t> request
+ * removes the topic's znodes, then the request itself. Every broker sees the topic leave
+ * /brokers/topics and deletes its data. Others only keep the watch armed. */
+static void process_deletes(zk_store_t *s)
+{
+    char path[ZK_PATH_MAX];
+    zpath(s, path, "/admin/delete_topics");
+    struct String_vector kids = {0, NULL};
+    int rc = zoo_wget_children(s->zh, path, work_watcher, (void *)(uintptr_t)W_DELETES, &kids);
+    if (rc != ZOK) {
+        LOG_ERROR("zk", "cannot list %s: %s", path, zerror(rc));
+        return;
+    }
+    for (int i = 0; s->is_controller && i < kids.count; i++) {
+        char p[ZK_PATH_MAX];
+        const char *t = kids.data[i];
+        zpath(s, p, "/brokers/topics/%s", t);
+        rc = delete_tree(s, p, 0);
+        if (rc == ZOK) {
+            zpath(s, p, "/config/topics/%s", t);
+            rc = delete_tree(s, p, 0);
+        }
+        if (rc == ZOK) {
+            zpath(s, p, "/admin/delete_topics/%s", t);
+            rc = zoo_delete(s->zh, p, -1);
+        }
+        if (rc == ZOK || rc == ZNONODE)
+            LOG_INFO("zk", "controller: deleted topic %s", t);
+        else
+            LOG_ERROR("zk", "controller: deleting topic %s: %s", t, zerror(rc));
+    }
+    deallocate_String_vector(&kids);
+}
+
+static int16_t do_delete_request(zk_store_t *s, create_cmd_t *c, char *msg, size_t msglen)
+{
+    char path[ZK_PATH_MAX];
+    zpath(s, path, "/admin/delete_topics/%s", c->name);
+    int rc = zoo_create(s->zh, path, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+    if (rc == ZOK || rc == ZNODEEXISTS)
+        return KERR_NONE;
+    snprintf(msg, msglen, "cannot write %s: %s", path, zerror(rc));
+    return KERR_UNKNOWN_SERVER_ERROR;
+}
+
 static void *worker_main(void *arg)
 {
     zk_store_t *s = arg;
@@ -732,7 +811,7 @@ static void *worker_main(void *arg)
                     return NULL;
                 LOG_ERROR("zk", "cannot reconnect to ZooKeeper at %s; retrying", s->hosts);
             }
-            work |= W_REGISTER | W_ELECT | W_BROKERS | W_TOPICS;
+            work |= W_REGISTER | W_ELECT | W_BROKERS | W_TOPICS | W_DELETES;
         }
         if ((work & W_REGISTER) && !s->registered && wall_ms() >= next_register) {
             if (register_broker(s) == 0)
@@ -741,6 +820,8 @@ static void *worker_main(void *arg)
         }
         if (work & W_ELECT)
             elect(s);
+        if (work & (W_ELECT | W_DELETES))
+            process_deletes(s);
         if (work & W_BROKERS)
             refresh_brokers(s);
         zk_event_t *done = NULL, **done_tail = &done;
@@ -748,9 +829,10 @@ static void *worker_main(void *arg)
             create_cmd_t *c = creates;
             creates = c->next;
             zk_event_t *ev = calloc(1, sizeof(*ev));
-            int16_t err = do_create(s, c, ev ? ev->message : (char[256]){0}, 256);
+            char *msg = ev ? ev->message : (char[256]){0};
+            int16_t err = c->is_delete ? do_delete_request(s, c, msg, 256) : do_create(s, c, msg, 256);
             if (ev) {
-                ev->type = ZK_EV_CREATED;
+                ev->type = ZK_EV_DONE;
                 ev->token = c->token;
                 ev->error = err;
                 *done_tail = ev;
@@ -776,7 +858,7 @@ int zk_store_start(zk_store_t *s, void (*on_event)(void *arg, zk_event_t *ev), v
 {
     s->on_event = on_event;
     s->arg = arg;
-    s->work = W_REGISTER | W_ELECT | W_BROKERS | W_TOPICS;
+    s->work = W_REGISTER | W_ELECT | W_BROKERS | W_TOPICS | W_DELETES;
     int rc = pthread_create(&s->worker, NULL, worker_main, s);
     if (rc != 0) {
         errno = rc;
@@ -828,6 +910,22 @@ int zk_store_create_topic(zk_store_t *s, const char *name, const char *id, int32
         return -1;
     }
     memcpy(c->assignment, assignment, (size_t)npartitions * (size_t)rf * sizeof(int32_t));
+    pthread_mutex_lock(&s->mu);
+    *s->creates_tail = c;
+    s->creates_tail = &c->next;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+int zk_store_delete_topic(zk_store_t *s, const char *name, uint64_t token)
+{
+    create_cmd_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -1;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    c->token = token;
+    c->is_delete = true;
     pthread_mutex_lock(&s->mu);
     *s->creates_tail = c;
     s->creates_tail = &c->next;

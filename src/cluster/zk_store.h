@@ -59,7 +59,7 @@ typedef enum {
     ZK_EV_BROKERS,    /* brokers/nbrokers: every registered broker, by id */
     ZK_EV_CONTROLLER, /* controller_id (-1: none), controller_epoch */
     ZK_EV_TOPICS,     /* topics/ntopics: every topic with its assignment and partition states */
-    ZK_EV_CREATED,    /* token, error (a Kafka error code), message */
+    ZK_EV_DONE,       /* a queued creation or deletion request: token, error (Kafka's code), message */
 } zk_event_type_t;
 
 typedef struct zk_event {
@@ -102,10 +102,14 @@ int zk_store_event_fd(const zk_store_t *s);
 void zk_store_poll(zk_store_t *s);
 /* Queues a topic creation: /config/topics/<t>, then /brokers/topics/<t> with its partitions and
  * their states in one multi-op (leader = first replica, isr = all replicas). assignment holds
- * npartitions * rf broker ids. config_json is the "config" object text. The ZK_EV_CREATED event
+ * npartitions * rf broker ids. config_json is the "config" object text. The ZK_EV_DONE event
  * with this token follows the ZK_EV_TOPICS snapshot that includes the topic. */
 int zk_store_create_topic(zk_store_t *s, const char *name, const char *id, int32_t npartitions, int rf,
                           const int32_t *assignment, const char *config_json, uint64_t token);
+/* Queues a deletion request (/admin/delete_topics/<t>, Kafka's); ZK_EV_DONE with this token says
+ * it is recorded. The controller then removes the topic's znodes, and the topic leaves the next
+ * ZK_EV_TOPICS snapshots. */
+int zk_store_delete_topic(zk_store_t *s, const char *name, uint64_t token);
 /* Stops the worker and closes the session (our ephemeral znodes go at once). */
 void zk_store_close(zk_store_t *s);
 void zk_event_free(zk_event_t *ev);

@@ -41,6 +41,8 @@ static void fill_partition(request_t *req, MetadataResponse_MetadataResponsePart
 static void fill_cluster_brokers(request_t *req, MetadataResponse *resp)
 {
     cluster_t *c = req->broker->cluster;
+    if (cluster_broker_count(c) == 0)
+        return; /* not heard from ZooKeeper yet: this broker alone, as filled before */
     REQUEST_ARRAY(req, resp->Brokers, cluster_broker_count(c));
     for (int32_t i = 0; resp->Brokers.items && i < resp->Brokers.count; i++) {
         const zk_broker_t *zb = cluster_broker_at(c, i);

@@ -4,9 +4,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "common/logger.h"
 #include "protocol/record_batch.h"
 #include "server/broker.h"
+#include "txn/partition_txn.h"
 
 #define LIST_OFFSETS_LATEST (-1)
 #define LIST_OFFSETS_EARLIEST (-2)
@@ -145,12 +147,18 @@ void handle_list_offsets(request_t *req)
                 pr->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
+            if (b->cluster && (pr->ErrorCode = cluster_check_leader(b->cluster, tp, p->index)) != KERR_NONE)
+                continue; /* cluster mode: only the leader answers */
             if (pq->CurrentLeaderEpoch >= 0 && pq->CurrentLeaderEpoch != p->leader_epoch) {
                 pr->ErrorCode = pq->CurrentLeaderEpoch > p->leader_epoch ? KERR_UNKNOWN_LEADER_EPOCH
                                                                          : KERR_FENCED_LEADER_EPOCH;
                 continue;
             }
             pr->ErrorCode = list_offset(p, pq->Timestamp, &pr->Offset, &pr->Timestamp);
+            /* read_committed (v2+): the latest offset is the last stable offset (src/txn/). */
+            if (pr->ErrorCode == KERR_NONE && v >= 2 && r->IsolationLevel == 1 &&
+                (pq->Timestamp == LIST_OFFSETS_LATEST || pq->Timestamp == LIST_OFFSETS_LATEST_TIERED))
+                pr->Offset = ptxn_last_stable_offset(p);
             pr->LeaderEpoch = p->leader_epoch;
             if (v == 0) {
                 /* v0 answers a list of offsets (at most MaxNumOffsets). */

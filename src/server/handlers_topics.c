@@ -115,10 +115,12 @@ static int16_t create_topic_check(request_t *req, CreateTopicsRequest_CreatableT
     return KERR_NONE;
 }
 
-/* Cluster mode: CreateTopics answers once every topic is in ZooKeeper and in this broker's image. */
+/* Cluster mode: CreateTopics answers once every topic is in ZooKeeper and in this broker's image,
+ * DeleteTopics once every topic has left them. */
 typedef struct create_wait {
     request_t *req;
     int pending;
+    int32_t n;
     cluster_op_t **ops; /* per topic of the request, NULL when not waiting */
 } create_wait_t;
 
@@ -155,10 +157,47 @@ static void create_done(void *arg, int16_t error, const char *message)
 static void create_cancel(request_t *req)
 {
     create_wait_t *w = req->op;
-    CreateTopicsResponse *resp = req->resp;
-    for (int32_t i = 0; i < resp->Topics.count; i++)
+    for (int32_t i = 0; i < w->n; i++)
         if (w->ops[i])
             cluster_op_cancel(req->broker->cluster, w->ops[i]);
+}
+
+/* Allocates the wait state for n topics in the request's arena; NULL when out of memory. */
+static create_wait_t *wait_new(request_t *req, int32_t n, create_one_t **ones)
+{
+    create_wait_t *w = request_alloc(req, sizeof(*w));
+    *ones = request_alloc(req, sizeof(**ones) * (size_t)(n > 0 ? n : 1));
+    if (w == NULL || *ones == NULL)
+        return NULL;
+    w->req = req;
+    w->pending = 0;
+    w->n = n;
+    w->ops = request_alloc(req, sizeof(*w->ops) * (size_t)(n > 0 ? n : 1));
+    if (w->ops == NULL)
+        return NULL;
+    memset(w->ops, 0, sizeof(*w->ops) * (size_t)(n > 0 ? n : 1));
+    for (int32_t i = 0; i < n; i++) {
+        (*ones)[i].w = w;
+        (*ones)[i].index = i;
+    }
+    return w;
+}
+
+static void delete_done(void *arg, int16_t error, const char *message)
+{
+    create_one_t *o = arg;
+    create_wait_t *w = o->w;
+    request_t *req = w->req;
+    DeleteTopicsResponse_DeletableTopicResult *res = &((DeleteTopicsResponse *)req->resp)->Responses.items[o->index];
+    w->ops[o->index] = NULL;
+    res->ErrorCode = error;
+    if (error != KERR_NONE)
+        res->ErrorMessage = request_strf(req, "%s", message);
+    if (--w->pending == 0) {
+        req->cancel = NULL;
+        req->op = NULL;
+        request_respond(req);
+    }
 }
 
 void handle_create_topics(request_t *req)
@@ -170,17 +209,8 @@ void handle_create_topics(request_t *req)
     REQUEST_ARRAY(req, resp->Topics, r->Topics.count);
     create_wait_t *w = NULL;
     create_one_t *ones = NULL;
-    if (b->cluster && resp->Topics.count > 0) {
-        w = request_alloc(req, sizeof(*w));
-        ones = request_alloc(req, sizeof(*ones) * (size_t)resp->Topics.count);
-        if (w) {
-            w->req = req;
-            w->pending = 0;
-            w->ops = request_alloc(req, sizeof(*w->ops) * (size_t)resp->Topics.count);
-            if (w->ops)
-                memset(w->ops, 0, sizeof(*w->ops) * (size_t)resp->Topics.count);
-        }
-    }
+    if (b->cluster && resp->Topics.count > 0)
+        w = wait_new(req, resp->Topics.count, &ones);
     for (int32_t i = 0; i < resp->Topics.count; i++) {
         CreateTopicsRequest_CreatableTopic *t = &r->Topics.items[i];
         CreateTopicsResponse_CreatableTopicResult *res = &resp->Topics.items[i];
@@ -208,10 +238,7 @@ void handle_create_topics(request_t *req)
         topic_t *tp = NULL;
         if (err == KERR_NONE && !r->validateOnly && b->cluster) {
             cluster_op_t *op = NULL;
-            if (w && ones && w->ops) {
-                w->ops[i] = NULL;
-                ones[i].w = w;
-                ones[i].index = i;
+            if (w) {
                 op = cluster_create_topic(b->cluster, name, parts, rf, cfg, create_done, &ones[i], &err, msg,
                                           sizeof(msg));
             } else {
@@ -261,6 +288,10 @@ void handle_delete_topics(request_t *req)
     int32_t n = v >= 6 ? r->Topics.count : r->TopicNames.count;
     bool enabled = broker_config_get_bool(b->config, "delete.topic.enable");
     REQUEST_ARRAY(req, resp->Responses, n);
+    create_wait_t *w = NULL;
+    create_one_t *ones = NULL;
+    if (b->cluster && resp->Responses.count > 0)
+        w = wait_new(req, resp->Responses.count, &ones);
     for (int32_t i = 0; i < resp->Responses.count; i++) {
         DeleteTopicsResponse_DeletableTopicResult *res = &resp->Responses.items[i];
         DeleteTopicsResponse_DeletableTopicResult_init(res);
@@ -288,8 +319,24 @@ void handle_delete_topics(request_t *req)
         }
         /* The name may point into the topic itself: copy it before the topic goes. */
         res->Name = request_strf(req, "%s", tp->name);
+        if (b->cluster && cluster_knows_topic(b->cluster, tp->name)) {
+            /* Cluster mode: the controller deletes it everywhere; answer once it has gone here. */
+            cluster_op_t *op = w ? cluster_delete_topic(b->cluster, tp->name, delete_done, &ones[i]) : NULL;
+            if (op) {
+                w->ops[i] = op;
+                w->pending++;
+            } else {
+                res->ErrorCode = KERR_UNKNOWN_SERVER_ERROR;
+            }
+            continue;
+        }
         topics_delete(b->topics, tp);
         res->ErrorCode = KERR_NONE;
+    }
+    if (w && w->pending > 0) {
+        req->op = w;
+        req->cancel = create_cancel;
+        return;
     }
     request_respond(req);
 }
@@ -330,6 +377,10 @@ void handle_create_partitions(request_t *req)
                     err = KERR_INVALID_REPLICA_ASSIGNMENT;
                     snprintf(msg, sizeof(msg), "Assignment %d names brokers that do not exist.", j);
                 }
+            }
+            if (err == KERR_NONE && b->cluster && cluster_knows_topic(b->cluster, tp->name)) {
+                err = KERR_INVALID_REQUEST;
+                snprintf(msg, sizeof(msg), "Adding partitions is not supported in cluster mode yet.");
             }
             if (err == KERR_NONE && !r->ValidateOnly &&
                 topics_add_partitions(b->topics, tp, t->Count, msg, sizeof(msg)) != 0)

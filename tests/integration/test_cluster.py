@@ -171,3 +171,55 @@ def test_controller_failover_and_broker_return(start_cluster, zookeeper, topic):
     create_topic(victim.bootstrap, topic, 3)
     helpers.wait_for(lambda: sorted(leaders(victim, topic).values()) == [1, 2, 3], timeout=15,
                      what='leaders on every broker')
+
+
+def test_delete_topic_removes_it_everywhere(start_cluster, zookeeper, topic):
+    cl = start_cluster(3, chroot())
+    helpers.wait_for(lambda: all(len(metadata(b)['brokers']) == 3 for b in cl.brokers), timeout=15,
+                     what='three live brokers')
+    create_topic(cl.by_id(1).bootstrap, topic, 3)
+    ls = helpers.wait_for(lambda: all(topic in metadata(b)['topics'] for b in cl.brokers) and
+                          leaders(cl.by_id(1), topic), timeout=15, what='the topic on every broker')
+    for p in range(3):
+        helpers.produce_confluent(cl.by_id(1).bootstrap, topic, helpers.make_records(10, prefix='d%d' % p),
+                                  partition=p)
+    import os
+    for p, leader in ls.items():
+        assert os.path.isdir(cl.by_id(leader).partition_dir(topic, p))
+    # Deleting through a broker asks the controller (/admin/delete_topics); the answer comes
+    # once the topic is gone from that broker.
+    a = helpers.admin(cl.by_id(2).bootstrap)
+    assert helpers.wait_futures(a.delete_topics([topic], operation_timeout=20), timeout=30)[topic] is None
+    assert topic not in metadata(cl.by_id(2))['topics']
+    helpers.wait_for(lambda: all(topic not in metadata(b)['topics'] for b in cl.brokers), timeout=15,
+                     what='the topic to leave every broker')
+    helpers.wait_for(lambda: not any(os.path.exists(b.partition_dir(topic, p)) for b in cl.brokers
+                                     for p in range(3)), timeout=15, what='the data to go everywhere')
+    listing = zk_cli(zookeeper, 'ls', cl.chroot + '/brokers/topics')
+    assert topic not in listing
+    assert topic not in zk_cli(zookeeper, 'ls', cl.chroot + '/admin/delete_topics')
+    assert topic not in zk_cli(zookeeper, 'ls', cl.chroot + '/config/topics')
+    # The name can be used again, and the new topic starts empty.
+    create_topic(cl.by_id(3).bootstrap, topic, 3)
+    helpers.wait_for(lambda: all(metadata(b, [topic])['topics'][topic][0] == 0 for b in cl.brokers),
+                     timeout=15, what='the new topic everywhere')
+    for p in range(3):
+        assert helpers.watermarks(cl.by_id(1).bootstrap, topic, p) == (0, 0)
+
+
+def test_list_offsets_and_create_partitions_in_cluster_mode(start_cluster, topic):
+    cl = start_cluster(2, chroot())
+    helpers.wait_for(lambda: len(metadata(cl.by_id(1))['brokers']) == 2, timeout=15, what='two brokers')
+    create_topic(cl.by_id(1).bootstrap, topic, 2)
+    ls = helpers.wait_for(lambda: all(topic in metadata(b)['topics'] for b in cl.brokers) and
+                          leaders(cl.by_id(2), topic), timeout=15, what='the topic on both brokers')
+    p = 0
+    other = cl.by_id(1 if ls[p] == 2 else 2)
+    with kr.Conn.to(other.bootstrap) as c:
+        r = kr.parse_list_offsets(c.request(kr.LIST_OFFSETS, 1, kr.list_offsets_body(1, topic, p, -1)), 1)
+    assert r[(topic, p)][0] == NOT_LEADER_OR_FOLLOWER
+    from confluent_kafka.admin import NewPartitions
+    fs = helpers.admin(cl.by_id(1).bootstrap).create_partitions([NewPartitions(topic, 4)])
+    with pytest.raises(Exception) as e:
+        fs[topic].result(20)
+    assert helpers.kafka_exc_code(e.value) == 42  # INVALID_REQUEST
