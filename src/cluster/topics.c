@@ -18,7 +18,6 @@
 #include "protocol/record_batch.h"
 #include "storage/checkpoint.h"
 #include "storage/cleaner.h"
-#include "txn/producer_state.h"
 
 #define TOPICS_HASH_SIZE 4096
 #define META_DIR "runnel-metadata/topics"
@@ -314,14 +313,14 @@ static void partition_write_metadata_files(topic_t *tp, partition_t *p)
     if (stat(path, &st) == -1) {
         topics_uuid_to_string(&tp->id, id);
         int n = snprintf(text, sizeof(text), "version: 0\ntopic_id: %s\n", id);
-        if (fs_write_replace(path, text, (size_t)n) != 0)
+        if (fs_write_atomic(path, text, (size_t)n) != 0)
             LOG_WARN("storage", "cannot write %s: %s", path, strerror(errno));
     }
     snprintf(path, sizeof(path), "%s/leader-epoch-checkpoint", p->dir);
     if (stat(path, &st) == -1) {
         int n = snprintf(text, sizeof(text), "0\n1\n%d %lld\n", p->leader_epoch,
                          (long long)log_start_offset(p->log));
-        if (fs_write_replace(path, text, (size_t)n) != 0)
+        if (fs_write_atomic(path, text, (size_t)n) != 0)
             LOG_WARN("storage", "cannot write %s: %s", path, strerror(errno));
     }
 }
@@ -399,7 +398,6 @@ static void partition_free(topics_t *t, partition_t *p, bool remove_data)
             log_close(p->log);
     }
     t->dir_partition_count[p->log_dir_index]--;
-    pstate_free(p->pstate);
     free(p->dir);
     free(p);
 }
