@@ -7,6 +7,7 @@
 #include <ftw.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,7 @@ int fs_sync_dir(const char *dir)
     return rc;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len)
+static int write_replace(const char *path, const void *data, size_t len, bool durable)
 {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
@@ -85,7 +86,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len)
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) == -1)
+    if (durable && fsync(fd) == -1)
         goto fail;
     if (close(fd) == -1) {
         fd = -1;
@@ -94,6 +95,8 @@ int fs_write_atomic(const char *path, const void *data, size_t len)
     fd = -1;
     if (rename(tmp, path) == -1)
         goto fail;
+    if (!durable)
+        return 0;
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s", path);
     return fs_sync_dir(dirname(dir));
@@ -104,6 +107,16 @@ fail:;
     unlink(tmp);
     errno = saved;
     return -1;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len)
+{
+    return write_replace(path, data, len, true);
+}
+
+int fs_write_replace(const char *path, const void *data, size_t len)
+{
+    return write_replace(path, data, len, false);
 }
 
 int fs_read_file(const char *path, buf_t *out, size_t max)

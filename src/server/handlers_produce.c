@@ -14,10 +14,10 @@
 #include <string.h>
 
 #include "cluster/cluster.h"
-#include "common/compress.h"
 #include "common/logger.h"
 #include "protocol/record_batch.h"
 #include "server/broker.h"
+#include "txn/partition_txn.h"
 
 /* Decompressed size a single batch may reach while the broker looks inside it. */
 #define PRODUCE_MAX_DECOMPRESSED ((size_t)256 << 20)
@@ -27,18 +27,11 @@ typedef struct produce_result {
     const char *message;
 } produce_result_t;
 
-/* Cheap checks every batch gets; the deep walk is rb_validate. */
-static int16_t check_batch_header(const uint8_t *batch)
+/* What a producer's batch must be beyond a valid batch (rb_validate checks magic,
+ * CRC, codec and records, the CRC once: it is the costliest part of a produce). */
+static int16_t check_producer_batch(const uint8_t *batch)
 {
-    if (rb_magic(batch) != 2)
-        return KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
-    if (!rb_crc_ok(batch))
-        return KERR_CORRUPT_MESSAGE;
-    int codec = rb_codec(batch);
-    if (codec > COMPRESS_ZSTD)
-        return KERR_UNSUPPORTED_COMPRESSION_TYPE;
-    int32_t count = rb_records_count(batch);
-    if (count <= 0 || rb_last_offset_delta(batch) != count - 1)
+    if (rb_records_count(batch) <= 0)
         return KERR_INVALID_RECORD;
     if (rb_attributes(batch) & RB_ATTR_CONTROL)
         return KERR_INVALID_RECORD; /* only the broker writes control batches */
@@ -79,30 +72,42 @@ static produce_result_t produce_partition(request_t *req, topic_t *tp, partition
             res.message = "record batch is larger than max.message.bytes";
             return res;
         }
-        int16_t e = check_batch_header(batch);
+        rb_summary_t sum;
+        scratch->len = 0;
+        rb_err_t ve = rb_validate(batch, (size_t)size, scratch, PRODUCE_MAX_DECOMPRESSED, &sum);
+        if (ve != RB_OK) {
+            res.error = rb_err_kafka_code(ve);
+            res.message = rb_err_name(ve);
+            return res;
+        }
+        int16_t e = check_producer_batch(batch);
         if (e != KERR_NONE) {
             res.error = e;
-            res.message = e == KERR_CORRUPT_MESSAGE ? "record batch CRC mismatch" : "invalid record batch";
+            res.message = "invalid record batch";
+            return res;
+        }
+        if (s->compact && sum.has_null_key) {
+            res.error = KERR_INVALID_RECORD;
+            res.message = "compacted topic cannot accept a record without a key";
             return res;
         }
         bool needs_recompress = s->compression >= 0 && s->compression != rb_codec(batch);
-        {
-            rb_summary_t sum;
-            scratch->len = 0;
-            rb_err_t ve = rb_validate(batch, (size_t)size, scratch, PRODUCE_MAX_DECOMPRESSED, &sum);
-            if (ve != RB_OK) {
-                res.error = rb_err_kafka_code(ve);
-                res.message = rb_err_name(ve);
-                return res;
-            }
-            if (s->compact && sum.has_null_key) {
-                res.error = KERR_INVALID_RECORD;
-                res.message = "compacted topic cannot accept a record without a key";
-                return res;
-            }
-        }
         recompress |= needs_recompress;
         pos += (size_t)size;
+    }
+    /* Idempotent/transactional producers (src/txn/): a retried batch is answered with its
+     * original offset and not appended again; gaps and old epochs are refused. */
+    int64_t dup_base = -1;
+    int pc = ptxn_produce_check(p, data, &dup_base);
+    if (pc == 1) {
+        *base_offset = dup_base;
+        return res;
+    }
+    if (pc > 1) {
+        res.error = (int16_t)pc;
+        res.message = pc == TXN_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER ? "out of order sequence number"
+                                                                  : "invalid producer epoch";
+        return res;
     }
     if (recompress) {
         rewritten->len = 0;
@@ -136,6 +141,7 @@ static produce_result_t produce_partition(request_t *req, topic_t *tp, partition
         LOG_ERROR("storage", "append to %s-%d failed", tp->name, p->index);
         res.error = KERR_KAFKA_STORAGE_ERROR;
     } else {
+        ptxn_produce_done(p, data, now_ms);
         tp->bytes_in += len;
         tp->messages_in += (uint64_t)(next - *base_offset);
     }

@@ -857,6 +857,7 @@ int log_truncate_to(log_t *l, int64_t offset, int64_t *new_end)
         l->start_offset = end;
     if (l->recovery_point > end)
         l->recovery_point = end;
+    l->dir_dirty = true; /* the next flush must make the shorter files durable */
     LOG_INFO("storage", "%s: truncated to offset %" PRId64 " (end now %" PRId64 ")", l->dir, offset,
              end);
     *new_end = end;
@@ -866,6 +867,8 @@ int log_truncate_to(log_t *l, int64_t offset, int64_t *new_end)
 int log_flush(log_t *l)
 {
     int64_t end = log_end_offset(l);
+    if (end == l->recovery_point && !l->dir_dirty)
+        return LOG_OK; /* nothing written since the last flush (most partitions at shutdown) */
     for (int k = 0; k < l->nsegs; k++) {
         segment_t *s = &l->segs[k];
         if (k + 1 < l->nsegs && l->segs[k + 1].base_offset <= l->recovery_point)
