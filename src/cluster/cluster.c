@@ -81,6 +81,25 @@ static void build_index(cluster_t *c)
 
 /* ---- applying snapshots ---- */
 
+static void put_override(void *arg, const char *key, const char *value)
+{
+    buf_t *b = arg;
+    if (b->len > 1)
+        buf_put(b, ",", 1);
+    zkjson_put_string(b, key);
+    buf_put(b, ":", 1);
+    zkjson_put_string(b, value);
+}
+
+/* A topic's overrides as the JSON object kept in /config/topics/<t> (NUL-terminated in b). */
+static void config_json(const topic_config_t *cfg, buf_t *b)
+{
+    buf_put(b, "{", 1);
+    if (cfg)
+        topic_config_foreach_override(cfg, put_override, b);
+    buf_put(b, "}", 2); /* with its NUL */
+}
+
 typedef struct cfg_ctx {
     topic_config_t *cfg;
     const char *topic;
@@ -93,6 +112,15 @@ static int config_member(void *arg, const char *key, const char *v, const char *
     if (zkjson_string(v, end, value, sizeof(value)) < 0 || topic_config_set(cc->cfg, key, value, err, sizeof(err)) != 0)
         LOG_WARN("cluster", "topic %s: ignoring config %s from ZooKeeper", cc->topic, key);
     return 0;
+}
+
+/* The leader epochs ZooKeeper has (the controller bumps them on leader changes): requests carry
+ * them, and appended batches are stamped with them. */
+static void apply_epochs(const zk_topic_t *zt, topic_t *tp)
+{
+    for (int32_t i = 0; i < zt->npartitions && i < tp->npartitions; i++)
+        if (tp->partitions[i])
+            tp->partitions[i]->leader_epoch = zt->partitions[i].leader_epoch;
 }
 
 static void apply_topic(cluster_t *c, const zk_topic_t *zt)
@@ -109,16 +137,38 @@ static void apply_topic(cluster_t *c, const zk_topic_t *zt)
             cfg_ctx_t cc = {cfg, zt->name};
             zkjson_object_foreach(zt->config_json, zt->config_json + strlen(zt->config_json), config_member, &cc);
         }
-        if (topics_create_id(c->topics, zt->name, has_id ? &id : NULL, zt->npartitions, cfg, NULL, err,
+        if (topics_create_id(c->topics, zt->name, has_id ? &id : NULL, zt->npartitions, cfg, &tp, err,
                              sizeof(err)) != 0)
             LOG_ERROR("cluster", "cannot open topic %s from ZooKeeper: %s", zt->name, err);
+        else
+            apply_epochs(zt, tp);
         return;
+    }
+    /* A config change made through another broker (/config/changes): take ZooKeeper's overrides. */
+    if (zt->config_json) {
+        buf_t cur;
+        buf_init(&cur);
+        config_json(tp->config, &cur);
+        if (!cur.oom && strcmp((const char *)cur.data, zt->config_json) != 0) {
+            topic_config_t *cfg = topic_config_new();
+            if (cfg) {
+                cfg_ctx_t cc = {cfg, zt->name};
+                zkjson_object_foreach(zt->config_json, zt->config_json + strlen(zt->config_json), config_member,
+                                      &cc);
+                if (topics_set_config(c->topics, tp, cfg, err, sizeof(err)) != 0)
+                    LOG_ERROR("cluster", "topic %s: cannot apply the config from ZooKeeper: %s", zt->name, err);
+                else
+                    LOG_INFO("cluster", "topic %s: config updated from ZooKeeper", zt->name);
+            }
+        }
+        buf_free(&cur);
     }
     if (has_id && memcmp(&tp->id, &id, sizeof(id)) != 0)
         LOG_WARN("cluster", "topic %s: the local log has topic id differing from ZooKeeper's %s", zt->name, zt->id);
     if (tp->npartitions < zt->npartitions &&
         topics_add_partitions(c->topics, tp, zt->npartitions, err, sizeof(err)) != 0)
         LOG_ERROR("cluster", "topic %s: cannot add partitions: %s", zt->name, err);
+    apply_epochs(zt, tp);
 }
 
 /* Finishes deletions whose topic the current snapshot no longer has. */
@@ -323,16 +373,6 @@ int cluster_assign_replicas(const int32_t *brokers, int nbrokers, int32_t nparti
     return 0;
 }
 
-static void put_override(void *arg, const char *key, const char *value)
-{
-    buf_t *b = arg;
-    if (b->len > 1)
-        buf_put(b, ",", 1);
-    zkjson_put_string(b, key);
-    buf_put(b, ":", 1);
-    zkjson_put_string(b, value);
-}
-
 cluster_op_t *cluster_create_topic(cluster_t *c, const char *name, int32_t npartitions, int32_t rf,
                                    const topic_config_t *overrides,
                                    void (*done)(void *arg, int16_t error, const char *message), void *arg,
@@ -355,10 +395,7 @@ cluster_op_t *cluster_create_topic(cluster_t *c, const char *name, int32_t npart
     cluster_op_t *op = calloc(1, sizeof(*op));
     buf_t cfg;
     buf_init(&cfg);
-    buf_put(&cfg, "{", 1);
-    if (overrides)
-        topic_config_foreach_override(overrides, put_override, &cfg);
-    buf_put(&cfg, "}", 2); /* with its NUL */
+    config_json(overrides, &cfg);
     uint32_t rnd[2] = {0, 0};
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
         rnd[0] = rnd[1] = (uint32_t)c->next_token;
@@ -402,6 +439,18 @@ fail:
 }
 
 bool cluster_knows_topic(const cluster_t *c, const char *name) { return find_topic(c, name) != NULL; }
+
+void cluster_topic_config_changed(cluster_t *c, const topic_t *tp)
+{
+    if (!cluster_knows_topic(c, tp->name))
+        return;
+    buf_t b;
+    buf_init(&b);
+    config_json(tp->config, &b);
+    if (b.oom || zk_store_set_topic_config(c->store, tp->name, (const char *)b.data) != 0)
+        LOG_ERROR("cluster", "topic %s: cannot queue the config change for ZooKeeper", tp->name);
+    buf_free(&b);
+}
 
 cluster_op_t *cluster_delete_topic(cluster_t *c, const char *name,
                                    void (*done)(void *arg, int16_t error, const char *message), void *arg)

@@ -77,6 +77,9 @@ bool cluster_knows_topic(const cluster_t *c, const char *name);
  * NULL when out of memory. */
 cluster_op_t *cluster_delete_topic(cluster_t *c, const char *name,
                                    void (*done)(void *arg, int16_t error, const char *message), void *arg);
+/* After a local config change of a topic ZooKeeper knows: stores its overrides in
+ * /config/topics/<t> with a change notification, so every broker applies them. */
+void cluster_topic_config_changed(cluster_t *c, const topic_t *tp);
 /* The requester went away: done will not be called. */
 void cluster_op_cancel(cluster_t *c, cluster_op_t *op);
 

@@ -21,6 +21,7 @@
 
 #define ZK_PATH_MAX 1024
 #define ZK_DATA_MAX (1024 * 1024) /* ZooKeeper's default jute.maxbuffer */
+#define PUT_LIT(b, lit) buf_put((b), (lit), sizeof(lit) - 1)
 
 /* Work flags for the worker, set by watches and by the loop thread. */
 #define W_BROKERS 1u
@@ -40,6 +41,7 @@ typedef struct create_cmd {
     char *config_json;
     uint64_t token;
     bool is_delete; /* a deletion request: only name and token are used */
+    bool is_config; /* a config change: name and config_json */
 } create_cmd_t;
 
 struct zk_store {
@@ -344,10 +346,10 @@ static int register_broker(zk_store_t *s)
     int n = snprintf(head, sizeof(head), "{\"features\":{},\"listener_security_protocol_map\":{");
     buf_put(&b, head, (size_t)n);
     zkjson_put_string(&b, s->listener_name);
-    buf_put(&b, ":\"PLAINTEXT\"},\"endpoints\":[", 27);
+    PUT_LIT(&b, ":\"PLAINTEXT\"},\"endpoints\":[");
     snprintf(ep, sizeof(ep), "%s://%s:%d", s->listener_name, s->host, s->opt.port);
     zkjson_put_string(&b, ep);
-    buf_put(&b, "],\"jmx_port\":-1,\"host\":", 23);
+    PUT_LIT(&b, "],\"jmx_port\":-1,\"host\":");
     zkjson_put_string(&b, s->host);
     n = snprintf(head, sizeof(head), ",\"port\":%d,\"timestamp\":\"%lld\",\"version\":5}", s->opt.port,
                  (long long)wall_ms());
@@ -563,6 +565,11 @@ static int read_topic(zk_store_t *s, const char *name, zk_topic_t *t)
 static void refresh_topics(zk_store_t *s)
 {
     char path[ZK_PATH_MAX];
+    /* Config change notifications (Kafka's /config/changes) also re-read every topic. */
+    zpath(s, path, "/config/changes");
+    struct String_vector changes = {0, NULL};
+    if (zoo_wget_children(s->zh, path, work_watcher, (void *)(uintptr_t)W_TOPICS, &changes) == ZOK)
+        deallocate_String_vector(&changes);
     zpath(s, path, "/brokers/topics");
     struct String_vector kids = {0, NULL};
     int rc = zoo_wget_children(s->zh, path, work_watcher, (void *)(uintptr_t)W_TOPICS, &kids);
@@ -594,13 +601,13 @@ static void refresh_topics(zk_store_t *s)
 
 static void put_int_array(buf_t *b, const int32_t *v, int n)
 {
-    buf_put(b, "[", 1);
+    PUT_LIT(b, "[");
     for (int i = 0; i < n; i++) {
         char x[16];
         int l = snprintf(x, sizeof(x), i ? ",%d" : "%d", v[i]);
         buf_put(b, x, (size_t)l);
     }
-    buf_put(b, "]", 1);
+    PUT_LIT(b, "]");
 }
 
 static int16_t do_create(zk_store_t *s, create_cmd_t *c, char *msg, size_t msglen)
@@ -609,9 +616,9 @@ static int16_t do_create(zk_store_t *s, create_cmd_t *c, char *msg, size_t msgle
     /* Kafka writes the config first, then the assignment that makes the topic exist. */
     buf_t cfg;
     buf_init(&cfg);
-    buf_put(&cfg, "{\"version\":1,\"config\":", 22);
+    PUT_LIT(&cfg, "{\"version\":1,\"config\":");
     buf_put(&cfg, c->config_json ? c->config_json : "{}", strlen(c->config_json ? c->config_json : "{}"));
-    buf_put(&cfg, "}", 1);
+    PUT_LIT(&cfg, "}");
     zpath(s, path, "/config/topics/%s", c->name);
     int rc = zoo_create(s->zh, path, (const char *)cfg.data, (int)cfg.len, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
     if (rc == ZNODEEXISTS)
@@ -643,16 +650,16 @@ static int16_t do_create(zk_store_t *s, create_cmd_t *c, char *msg, size_t msgle
     for (int i = 0; i < nops; i++)
         buf_init(&vals[i]);
     buf_t *v = &vals[0];
-    buf_put(v, "{\"version\":3,\"partitions\":{", 27);
+    PUT_LIT(v, "{\"version\":3,\"partitions\":{");
     for (int32_t p = 0; p < c->npartitions; p++) {
         char k[32];
         int l = snprintf(k, sizeof(k), p ? ",\"%d\":" : "\"%d\":", p);
         buf_put(v, k, (size_t)l);
         put_int_array(v, c->assignment + (size_t)p * (size_t)c->rf, c->rf);
     }
-    buf_put(v, "},\"adding_replicas\":{},\"removing_replicas\":{},\"topic_id\":", 57);
+    PUT_LIT(v, "},\"adding_replicas\":{},\"removing_replicas\":{},\"topic_id\":");
     zkjson_put_string(v, c->id);
-    buf_put(v, "}", 1);
+    PUT_LIT(v, "}");
     zpath(s, paths[0], "/brokers/topics/%s", c->name);
     zpath(s, paths[1], "/brokers/topics/%s/partitions", c->name);
     for (int32_t p = 0; p < c->npartitions; p++) {
@@ -665,7 +672,7 @@ static int16_t do_create(zk_store_t *s, create_cmd_t *c, char *msg, size_t msgle
                                              "\"leader_epoch\":0,\"isr\":", s->controller_epoch, r[0]);
         buf_put(sv, head, (size_t)l);
         put_int_array(sv, r, c->rf);
-        buf_put(sv, "}", 1);
+        PUT_LIT(sv, "}");
     }
     for (int i = 0; i < nops; i++) {
         if (vals[i].oom) {
@@ -754,6 +761,151 @@ static void process_deletes(zk_store_t *s)
     deallocate_String_vector(&kids);
 }
 
+static bool id_in(int32_t id, const int32_t *ids, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+bool zk_store_elect_leader(int32_t leader, const int32_t *isr, int nisr, const int32_t *live, int nlive,
+                           int32_t *next, int32_t *new_isr, int *new_nisr)
+{
+    *next = leader;
+    *new_nisr = 0;
+    if (leader >= 0 && id_in(leader, live, nlive))
+        return false;
+    int32_t pick = -1;
+    int n = 0;
+    for (int i = 0; i < nisr; i++)
+        if (id_in(isr[i], live, nlive)) {
+            if (pick < 0)
+                pick = isr[i];
+            new_isr[n++] = isr[i];
+        }
+    if (pick == leader)
+        return false;
+    if (pick < 0) {
+        memcpy(new_isr, isr, sizeof(int32_t) * (size_t)nisr);
+        n = nisr;
+    }
+    *next = pick;
+    *new_nisr = n;
+    return true;
+}
+
+/* One partition: a leader that is not live is replaced by the first live ISR member (the ISR
+ * losing its dead members), or by none (-1, the ISR kept) when no ISR member is live; a
+ * partition without a leader gets the first live ISR member back. Each change bumps the leader
+ * epoch and is a conditional write on the state znode's version. No unclean election: a replica
+ * outside the ISR never becomes leader. */
+static void reconcile_partition(zk_store_t *s, const char *topic, const char *part, const int32_t *live,
+                                int nlive)
+{
+    char path[ZK_PATH_MAX];
+    zpath(s, path, "/brokers/topics/%s/partitions/%s/state", topic, part);
+    struct Stat st;
+    int len;
+    if (get_data(s, path, false, 0, &len, &st) != ZOK)
+        return;
+    const char *end = s->data + len;
+    int64_t leader, epoch;
+    int32_t isr[ZK_MAX_REPLICAS];
+    const char *lv = zkjson_find(s->data, end, "leader");
+    const char *ev = zkjson_find(s->data, end, "leader_epoch");
+    const char *iv = zkjson_find(s->data, end, "isr");
+    int nisr = iv ? zkjson_int_array(iv, end, isr, ZK_MAX_REPLICAS) : -1;
+    if (lv == NULL || ev == NULL || zkjson_int(lv, end, &leader) != 0 || zkjson_int(ev, end, &epoch) != 0 ||
+        nisr < 0 || nisr > ZK_MAX_REPLICAS)
+        return;
+    int32_t next, newisr[ZK_MAX_REPLICAS];
+    int nnew;
+    if (!zk_store_elect_leader((int32_t)leader, isr, nisr, live, nlive, &next, newisr, &nnew))
+        return;
+    buf_t b;
+    buf_init(&b);
+    char head[128];
+    int n = snprintf(head, sizeof(head), "{\"controller_epoch\":%d,\"leader\":%d,\"version\":1,\"leader_epoch\":%lld,"
+                                         "\"isr\":", s->controller_epoch, next, (long long)(epoch + 1));
+    buf_put(&b, head, (size_t)n);
+    put_int_array(&b, newisr, nnew);
+    PUT_LIT(&b, "}");
+    int rc = b.oom ? ZMARSHALLINGERROR : zoo_set(s->zh, path, (const char *)b.data, (int)b.len, st.version);
+    buf_free(&b);
+    if (rc == ZOK)
+        LOG_INFO("zk", "controller: %s-%s leader %lld -> %d (leader epoch %lld)", topic, part, (long long)leader,
+                 next, (long long)(epoch + 1));
+    else
+        LOG_WARN("zk", "controller: cannot move the leader of %s-%s: %s", topic, part, zerror(rc));
+}
+
+/* The controller's reaction to brokers leaving and returning, over every partition. */
+static void reconcile(zk_store_t *s)
+{
+    if (!s->is_controller)
+        return;
+    char path[ZK_PATH_MAX];
+    struct String_vector ids = {0, NULL}, topics = {0, NULL};
+    zpath(s, path, "/brokers/ids");
+    if (zoo_get_children(s->zh, path, 0, &ids) != ZOK)
+        return;
+    int32_t *live = calloc((size_t)(ids.count > 0 ? ids.count : 1), sizeof(int32_t));
+    int nlive = 0;
+    for (int i = 0; live && i < ids.count; i++) {
+        char *e;
+        long id = strtol(ids.data[i], &e, 10);
+        if (*e == '\0')
+            live[nlive++] = (int32_t)id;
+    }
+    deallocate_String_vector(&ids);
+    zpath(s, path, "/brokers/topics");
+    if (live == NULL || zoo_get_children(s->zh, path, 0, &topics) != ZOK) {
+        free(live);
+        return;
+    }
+    for (int t = 0; t < topics.count; t++) {
+        struct String_vector parts = {0, NULL};
+        zpath(s, path, "/brokers/topics/%s/partitions", topics.data[t]);
+        if (zoo_get_children(s->zh, path, 0, &parts) != ZOK)
+            continue;
+        for (int p = 0; p < parts.count; p++)
+            reconcile_partition(s, topics.data[t], parts.data[p], live, nlive);
+        deallocate_String_vector(&parts);
+    }
+    deallocate_String_vector(&topics);
+    free(live);
+}
+
+/* Writes /config/topics/<t> and announces it with a sequential /config/changes/config_change_ znode. */
+static void do_config(zk_store_t *s, create_cmd_t *c)
+{
+    char path[ZK_PATH_MAX];
+    buf_t b;
+    buf_init(&b);
+    PUT_LIT(&b, "{\"version\":1,\"config\":");
+    buf_put(&b, c->config_json, strlen(c->config_json));
+    PUT_LIT(&b, "}");
+    zpath(s, path, "/config/topics/%s", c->name);
+    int rc = b.oom ? ZMARSHALLINGERROR : zoo_set(s->zh, path, (const char *)b.data, (int)b.len, -1);
+    buf_free(&b);
+    if (rc == ZOK) {
+        buf_init(&b);
+        PUT_LIT(&b, "{\"version\":2,\"entity_path\":");
+        char entity[300];
+        snprintf(entity, sizeof(entity), "topics/%s", c->name);
+        zkjson_put_string(&b, entity);
+        PUT_LIT(&b, "}");
+        zpath(s, path, "/config/changes/config_change_");
+        rc = b.oom ? ZMARSHALLINGERROR
+                   : zoo_create(s->zh, path, (const char *)b.data, (int)b.len, &ZOO_OPEN_ACL_UNSAFE,
+                                ZOO_PERSISTENT_SEQUENTIAL, NULL, 0);
+        buf_free(&b);
+    }
+    if (rc != ZOK)
+        LOG_ERROR("zk", "cannot store the config of topic %s: %s", c->name, zerror(rc));
+}
+
 static int16_t do_delete_request(zk_store_t *s, create_cmd_t *c, char *msg, size_t msglen)
 {
     char path[ZK_PATH_MAX];
@@ -824,13 +976,22 @@ static void *worker_main(void *arg)
             process_deletes(s);
         if (work & W_BROKERS)
             refresh_brokers(s);
+        if (work & (W_BROKERS | W_ELECT))
+            reconcile(s);
         zk_event_t *done = NULL, **done_tail = &done;
         while (creates) {
             create_cmd_t *c = creates;
             creates = c->next;
             zk_event_t *ev = calloc(1, sizeof(*ev));
             char *msg = ev ? ev->message : (char[256]){0};
-            int16_t err = c->is_delete ? do_delete_request(s, c, msg, 256) : do_create(s, c, msg, 256);
+            int16_t err = KERR_NONE;
+            if (c->is_config) {
+                do_config(s, c);
+                free(ev);
+                ev = NULL;
+            } else {
+                err = c->is_delete ? do_delete_request(s, c, msg, 256) : do_create(s, c, msg, 256);
+            }
             if (ev) {
                 ev->type = ZK_EV_DONE;
                 ev->token = c->token;
@@ -926,6 +1087,23 @@ int zk_store_delete_topic(zk_store_t *s, const char *name, uint64_t token)
     snprintf(c->name, sizeof(c->name), "%s", name);
     c->token = token;
     c->is_delete = true;
+    pthread_mutex_lock(&s->mu);
+    *s->creates_tail = c;
+    s->creates_tail = &c->next;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+int zk_store_set_topic_config(zk_store_t *s, const char *name, const char *config_json)
+{
+    create_cmd_t *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->config_json = strdup(config_json)) == NULL) {
+        free(c);
+        return -1;
+    }
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    c->is_config = true;
     pthread_mutex_lock(&s->mu);
     *s->creates_tail = c;
     s->creates_tail = &c->next;

@@ -110,6 +110,16 @@ int zk_store_create_topic(zk_store_t *s, const char *name, const char *id, int32
  * it is recorded. The controller then removes the topic's znodes, and the topic leaves the next
  * ZK_EV_TOPICS snapshots. */
 int zk_store_delete_topic(zk_store_t *s, const char *name, uint64_t token);
+/* Queues a topic config change: /config/topics/<t> gets {"version":1,"config":<config_json>} and
+ * a /config/changes/config_change_<seq> notification makes every broker re-read it. */
+int zk_store_set_topic_config(zk_store_t *s, const char *name, const char *config_json);
+/* The controller's choice for one partition (pure, for the worker and the tests): when the leader
+ * is not among the live brokers (or there is none, -1), the first live ISR member leads and the
+ * ISR keeps only live members; when no ISR member is live the partition has no leader (-1) and
+ * keeps its ISR (no unclean election). Returns false when nothing changes. new_isr has room for
+ * nisr ids. */
+bool zk_store_elect_leader(int32_t leader, const int32_t *isr, int nisr, const int32_t *live, int nlive,
+                           int32_t *next, int32_t *new_isr, int *new_nisr);
 /* Stops the worker and closes the session (our ephemeral znodes go at once). */
 void zk_store_close(zk_store_t *s);
 void zk_event_free(zk_event_t *ev);

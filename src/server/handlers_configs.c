@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "common/logger.h"
 #include "server/broker.h"
 
@@ -225,6 +226,8 @@ static int16_t alter_topic(request_t *req, topic_t *tp, change_t *ch, int n, boo
     if (topics_set_config(b->topics, tp, cfg, msg, msglen) != 0)
         return KERR_UNKNOWN_SERVER_ERROR;
     LOG_INFO("config", "topic %s config updated (%d change(s))", tp->name, n);
+    if (b->cluster)
+        cluster_topic_config_changed(b->cluster, tp); /* every broker applies it */
     return KERR_NONE;
 }
 

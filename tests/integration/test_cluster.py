@@ -223,3 +223,99 @@ def test_list_offsets_and_create_partitions_in_cluster_mode(start_cluster, topic
     with pytest.raises(Exception) as e:
         fs[topic].result(20)
     assert helpers.kafka_exc_code(e.value) == 42  # INVALID_REQUEST
+
+
+def topic_config(bootstrap, name):
+    from confluent_kafka.admin import ConfigResource
+    fs = helpers.admin(bootstrap).describe_configs([ConfigResource(ConfigResource.Type.TOPIC, name)])
+    res = list(helpers.wait_futures(fs).values())[0]
+    assert not isinstance(res, Exception), res
+    return {k: v.value for k, v in res.items()}
+
+
+def test_topic_config_changes_reach_every_broker(start_cluster, zookeeper, topic):
+    cl = start_cluster(3, chroot())
+    helpers.wait_for(lambda: all(len(metadata(b)['brokers']) == 3 for b in cl.brokers), timeout=15,
+                     what='three live brokers')
+    a = helpers.admin(cl.by_id(1).bootstrap)
+    helpers.wait_futures(a.create_topics([NewTopic(topic, 2, 1, config={'retention.ms': '7200000'})]), 20)
+    helpers.wait_for(lambda: all(topic in metadata(b)['topics'] for b in cl.brokers), timeout=15,
+                     what='the topic everywhere')
+    # Created with its overrides everywhere.
+    for b in cl.brokers:
+        assert topic_config(b.bootstrap, topic)['retention.ms'] == '7200000'
+    assert '"config":{"retention.ms":"7200000"}' in zk_cli(zookeeper, 'get', '%s/config/topics/%s' % (cl.chroot, topic))
+    # Changed through broker 2: stored in ZooKeeper with a change notification, applied by all.
+    with kr.Conn.to(cl.by_id(2).bootstrap) as c:
+        r = c.request(kr.INCREMENTAL_ALTER_CONFIGS, 0,
+                      kr.incremental_alter_configs_body([(kr.RESOURCE_TOPIC, topic,
+                                                          [('retention.ms', kr.OP_SET, '3600000'),
+                                                           ('max.message.bytes', kr.OP_SET, '50000')])]))
+        assert kr.parse_incremental_alter_configs(r, 0)[(kr.RESOURCE_TOPIC, topic)][0] == 0
+    helpers.wait_for(lambda: all(topic_config(b.bootstrap, topic)['retention.ms'] == '3600000' and
+                                 topic_config(b.bootstrap, topic)['max.message.bytes'] == '50000'
+                                 for b in cl.brokers), timeout=15, what='the change on every broker')
+    stored = zk_cli(zookeeper, 'get', '%s/config/topics/%s' % (cl.chroot, topic))
+    assert '"retention.ms":"3600000"' in stored and '"max.message.bytes":"50000"' in stored
+    assert 'config_change_' in zk_cli(zookeeper, 'ls', cl.chroot + '/config/changes')
+    # The new limit is enforced by the leader, whichever broker took the change.
+    big = helpers.make_records(1, value_size=60000)
+    res = helpers.produce_confluent(cl.by_id(3).bootstrap, topic, big, partition=0, expect_errors=True,
+                                    conf={'message.max.bytes': 1000000}, timeout=15)
+    assert res[0][0] is not None and res[0][0].code() == 10  # MESSAGE_TOO_LARGE
+
+
+def test_controller_takes_leadership_off_lost_brokers_and_back(start_cluster, zookeeper, topic):
+    cl = start_cluster(3, chroot())
+    ctl = helpers.wait_for(lambda: all(len(metadata(b)['brokers']) == 3 for b in cl.brokers) and
+                           metadata(cl.by_id(1))['controller_id'], timeout=15, what='three brokers')
+    create_topic(cl.by_id(1).bootstrap, topic, 3)
+    ls = helpers.wait_for(lambda: all(topic in metadata(b)['topics'] for b in cl.brokers) and
+                          leaders(cl.by_id(1), topic), timeout=15, what='the topic everywhere')
+    vid = next(i for i in (1, 2, 3) if i != ctl)
+    p = next(q for q, leader in ls.items() if leader == vid)
+    first = helpers.make_records(20, prefix='before')
+    helpers.produce_confluent(cl.bootstrap, topic, first, partition=p, conf={'acks': 'all'})
+    victim = cl.by_id(vid)
+    victim.stop(signal.SIGTERM)
+    # With replication factor 1 no other replica may lead (no unclean election): offline.
+    other = cl.by_id(ctl)
+    helpers.wait_for(lambda: metadata(other, [topic])['topics'][topic][1][p][:2] == (LEADER_NOT_AVAILABLE, -1),
+                     timeout=15, what='the partition to go offline')
+    state = zk_cli(zookeeper, 'get', '%s/brokers/topics/%s/partitions/%d/state' % (cl.chroot, topic, p))
+    assert '"leader":-1' in state and '"leader_epoch":1' in state and '"isr":[%d]' % vid in state
+    # Partitions of the live brokers are untouched.
+    for q, leader in ls.items():
+        if leader != vid:
+            assert metadata(other, [topic])['topics'][topic][1][q][:2] == (0, leader)
+    victim.start()
+    helpers.wait_for(lambda: all(metadata(b, [topic])['topics'][topic][1][p][:2] == (0, vid)
+                                 for b in cl.brokers), timeout=20, what='the leader back')
+    state = zk_cli(zookeeper, 'get', '%s/brokers/topics/%s/partitions/%d/state' % (cl.chroot, topic, p))
+    assert '"leader":%d' % vid in state and '"leader_epoch":2' in state
+    # Clients follow the new leader epoch; nothing written before is lost.
+    second = helpers.make_records(10, prefix='after')
+    helpers.produce_confluent(cl.bootstrap, topic, second, partition=p, conf={'acks': 'all'})
+    got = helpers.consume_confluent(cl.bootstrap, topic, partition=p, count=30)
+    assert [g.value for g in got] == [r['value'] for r in first + second]
+
+
+def test_controller_killed_its_partitions_go_offline_then_return(start_cluster, topic):
+    cl = start_cluster(3, chroot())
+    ctl = helpers.wait_for(lambda: all(len(metadata(b)['brokers']) == 3 for b in cl.brokers) and
+                           metadata(cl.by_id(1))['controller_id'], timeout=15, what='three brokers')
+    create_topic(cl.by_id(1).bootstrap, topic, 3)
+    ls = helpers.wait_for(lambda: all(topic in metadata(b)['topics'] for b in cl.brokers) and
+                          leaders(cl.by_id(1), topic), timeout=15, what='the topic everywhere')
+    p = next(q for q, leader in ls.items() if leader == ctl)
+    cl.by_id(ctl).kill9()
+    other = next(b for b in cl.brokers if b.alive())
+    # Within the session timeout (6 s here) another broker is controller and the dead one's
+    # partition has no leader.
+    helpers.wait_for(lambda: metadata(other)['controller_id'] not in (ctl, -1) and
+                     metadata(other, [topic])['topics'][topic][1][p][:2] == (LEADER_NOT_AVAILABLE, -1),
+                     timeout=20, what='a new controller and the partition offline')
+    cl.by_id(ctl).start()
+    helpers.wait_for(lambda: metadata(other, [topic])['topics'][topic][1][p][:2] == (0, ctl), timeout=25,
+                     what='the restarted broker to lead its partition again')
+    helpers.produce_confluent(cl.bootstrap, topic, helpers.make_records(5), partition=p, conf={'acks': 'all'})

@@ -130,6 +130,39 @@ static void test_assign_replicas(void)
     CHECK_EQ_INT(cluster_assign_replicas(brokers, 3, 0, 1, 0, 0, out), -1);
 }
 
+static void test_elect_leader(void)
+{
+    int32_t next, isr[8];
+    int n;
+    const int32_t isr3[] = {2, 3, 1};
+    /* Live leader: nothing to do. */
+    const int32_t all[] = {1, 2, 3};
+    CHECK(!zk_store_elect_leader(2, isr3, 3, all, 3, &next, isr, &n));
+    CHECK_EQ_INT(next, 2);
+    /* Leader lost: the first live ISR member, the ISR without the dead. */
+    const int32_t no2[] = {3, 1};
+    CHECK(zk_store_elect_leader(2, isr3, 3, no2, 2, &next, isr, &n));
+    CHECK_EQ_INT(next, 3);
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(isr[0], 3);
+    CHECK_EQ_INT(isr[1], 1);
+    /* No ISR member live: offline, ISR kept (no unclean election even with a live replica). */
+    const int32_t isr1[] = {2};
+    const int32_t only3[] = {3};
+    CHECK(zk_store_elect_leader(2, isr1, 1, only3, 1, &next, isr, &n));
+    CHECK_EQ_INT(next, -1);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(isr[0], 2);
+    /* Already offline and still nobody: nothing changes. */
+    CHECK(!zk_store_elect_leader(-1, isr1, 1, only3, 1, &next, isr, &n));
+    /* Offline and the ISR member is back: it leads again. */
+    const int32_t back[] = {3, 2};
+    CHECK(zk_store_elect_leader(-1, isr1, 1, back, 2, &next, isr, &n));
+    CHECK_EQ_INT(next, 2);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(isr[0], 2);
+}
+
 int main(void)
 {
     RUN_TEST(test_json_find_and_read);
@@ -137,5 +170,6 @@ int main(void)
     RUN_TEST(test_json_put_string);
     RUN_TEST(test_split_connect);
     RUN_TEST(test_assign_replicas);
+    RUN_TEST(test_elect_leader);
     return TEST_REPORT();
 }
