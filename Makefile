@@ -9,7 +9,7 @@ LIBS    = -lz -llz4 -lzstd -lsnappy -lzookeeper_mt -lpthread -lm
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC  = $(filter-out src/server/main.c, $(wildcard src/common/*.c src/protocol/*.c \
-             src/storage/*.c src/cluster/*.c src/net/*.c src/server/*.c src/group/*.c))
+             src/storage/*.c src/cluster/*.c src/net/*.c src/server/*.c src/group/*.c src/txn/*.c))
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 
 B  = build

@@ -18,6 +18,7 @@
 #include "protocol/record_batch.h"
 #include "storage/checkpoint.h"
 #include "storage/cleaner.h"
+#include "txn/producer_state.h"
 
 #define TOPICS_HASH_SIZE 4096
 #define META_DIR "runnel-metadata/topics"
@@ -400,6 +401,7 @@ static void partition_free(topics_t *t, partition_t *p, bool remove_data)
             log_close(p->log);
     }
     t->dir_partition_count[p->log_dir_index]--;
+    pstate_free(p->pstate);
     free(p->dir);
     free(p);
 }

@@ -40,6 +40,7 @@ typedef struct partition {
     int64_t unflushed_messages; /* for flush.messages */
     int64_t last_flush_ms;
     partition_waiter_t waiters; /* sentinel of a circular list */
+    struct producer_state *pstate; /* idempotence/transactions (src/txn/), loaded at first use */
 } partition_t;
 
 /* Per-topic settings resolved from the topic's overrides and the broker's config. */

@@ -1470,7 +1470,7 @@ void group_commit(group_coordinator_t *gc, const group_commit_params_t *p, group
     } else {
         g = group_find(gc, p->group_id);
         if (g == NULL) {
-            if (p->generation_id < 0) {
+            if (p->generation_id < 0 || p->transactional) {
                 g = group_create(gc, p->group_id);
                 if (g == NULL)
                     err = KERR_UNKNOWN_SERVER_ERROR;
@@ -1478,7 +1478,7 @@ void group_commit(group_coordinator_t *gc, const group_commit_params_t *p, group
                 err = GROUP_KERR_ILLEGAL_GENERATION;
             }
         }
-        if (g && !err)
+        if (g && !err && !p->transactional)
             err = validate_commit(g, p);
     }
     group_batch_t b;

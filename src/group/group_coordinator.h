@@ -184,6 +184,9 @@ typedef struct group_commit_params {
     int32_t generation_id; /* -1 with an empty member id: a simple (standalone) commit */
     kstr_t member_id;
     kstr_t instance_id;
+    /* Offsets of a committed transaction (TxnOffsetCommit, written at EndTxn): no membership or
+     * generation check, as Kafka applies them when the commit marker lands. */
+    bool transactional;
 } group_commit_params_t;
 
 /* Validates membership and generation as Kafka does, refuses unknown topic

@@ -29,6 +29,11 @@ static const api_handler_t api_handlers[] = {
     {19, 0, 7, handle_create_topics},
     {20, 0, 6, handle_delete_topics},
     {21, 0, 2, handle_delete_records},
+    {22, 0, 5, handle_init_producer_id},
+    {24, 0, 5, handle_add_partitions_to_txn},
+    {25, 0, 4, handle_add_offsets_to_txn},
+    {26, 0, 4, handle_end_txn},
+    {28, 0, 4, handle_txn_offset_commit},
     {32, 0, 4, handle_describe_configs},
     {33, 0, 2, handle_alter_configs},
     {35, 0, 4, handle_describe_log_dirs},
@@ -37,6 +42,9 @@ static const api_handler_t api_handlers[] = {
     {44, 0, 1, handle_incremental_alter_configs},
     {47, 0, 0, handle_offset_delete},
     {60, 0, 1, handle_describe_cluster},
+    {61, 0, 0, handle_describe_producers},
+    {65, 0, 0, handle_describe_transactions},
+    {66, 0, 1, handle_list_transactions},
 };
 
 #define N_HANDLERS ((int)(sizeof(api_handlers) / sizeof(api_handlers[0])))

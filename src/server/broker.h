@@ -40,6 +40,7 @@ typedef struct broker {
     char broker_config_path[4096]; /* dynamic broker configs persist here */
     ev_timer_t housekeeping;
     struct group_coordinator *groups; /* consumer groups and committed offsets (src/group/) */
+    struct txn_coordinator *txns;     /* producer ids and transactions (src/txn/) */
     broker_metrics_t metrics;
     struct metrics_http *metrics_http; /* NULL unless metrics.listener is set */
     struct cluster *cluster; /* cluster mode (zookeeper.connect); NULL on a single node */
@@ -121,6 +122,15 @@ void handle_delete_groups(request_t *req);
 void handle_offset_delete(request_t *req);
 void handle_describe_log_dirs(request_t *req);
 void handle_delete_records(request_t *req);
+/* handlers_txn.c */
+void handle_init_producer_id(request_t *req);
+void handle_add_partitions_to_txn(request_t *req);
+void handle_add_offsets_to_txn(request_t *req);
+void handle_end_txn(request_t *req);
+void handle_txn_offset_commit(request_t *req);
+void handle_describe_producers(request_t *req);
+void handle_describe_transactions(request_t *req);
+void handle_list_transactions(request_t *req);
 
 /* Persists the dynamic broker configs (IncrementalAlterConfigs on the broker). */
 int broker_save_dynamic_config(broker_t *b);

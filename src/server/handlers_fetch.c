@@ -17,6 +17,7 @@
 #include "cluster/cluster.h"
 #include "common/logger.h"
 #include "server/broker.h"
+#include "txn/partition_txn.h"
 
 typedef struct fetch_op {
     request_t *req;
@@ -41,6 +42,41 @@ static int16_t check_leader_epoch(partition_t *p, int32_t requested)
     return requested > p->leader_epoch ? KERR_UNKNOWN_LEADER_EPOCH : KERR_FENCED_LEADER_EPOCH;
 }
 
+/* read_committed (src/txn/): nothing at or past the last stable offset is served. */
+static int16_t fetch_trim_to_lso(partition_t *p, int64_t offset, log_read_t *rd)
+{
+    int64_t lso = ptxn_last_stable_offset(p);
+    if (rd->len <= 0 || lso >= log_end_offset(p->log))
+        return KERR_NONE;
+    int32_t n = offset >= lso ? 0 : ptxn_trim_region(rd->fd, rd->position, rd->len, lso);
+    if (n < 0)
+        return KERR_KAFKA_STORAGE_ERROR;
+    rd->len = n;
+    if (n == 0)
+        rd->fd = -1;
+    return KERR_NONE;
+}
+
+/* The aborted transactions a read_committed consumer needs to drop records of the answer. */
+static void fetch_aborted(request_t *req, partition_t *p, int64_t offset, FetchResponse_PartitionData *pd)
+{
+    int64_t upper = ptxn_last_stable_offset(p);
+    int n = ptxn_aborted(p, offset, upper, NULL, 0);
+    if (n <= 0)
+        return;
+    pstate_aborted_t *a = request_alloc(req, sizeof(*a) * (size_t)n);
+    REQUEST_ARRAY(req, pd->AbortedTransactions, n);
+    if (a == NULL || pd->AbortedTransactions.items == NULL) {
+        pd->AbortedTransactions.count = 0;
+        return;
+    }
+    ptxn_aborted(p, offset, upper, a, n);
+    for (int i = 0; i < n; i++) {
+        pd->AbortedTransactions.items[i].ProducerId = a[i].producer_id;
+        pd->AbortedTransactions.items[i].FirstOffset = a[i].first_offset;
+    }
+}
+
 /* Reads what the fetch would return. With `commit` it fills the response and
  * keeps dup()ed fds; without, it only measures. Returns the bytes available;
  * *errors counts partitions that failed. */
@@ -52,6 +88,7 @@ static int64_t fetch_evaluate(request_t *req, bool commit, int *errors)
     int64_t max_bytes = v >= 3 ? r->MaxBytes : INT32_MAX;
     int64_t total = 0;
     bool min_one = true;
+    bool read_committed = r->IsolationLevel == 1;
     *errors = 0;
     if (commit)
         REQUEST_ARRAY(req, resp->Responses, r->Topics.count);
@@ -92,11 +129,15 @@ static int64_t fetch_evaluate(request_t *req, bool commit, int *errors)
                 int32_t limit = fp->PartitionMaxBytes;
                 if (room < limit)
                     limit = room < 0 ? 0 : (int32_t)room;
+                if (read_committed)
+                    (void)ptxn_state(p); /* loading reads the log: before rd borrows its fd */
                 int rc = log_read(p->log, fp->FetchOffset, limit, min_one, &rd);
                 if (rc == LOG_ERR_OUT_OF_RANGE)
                     err = KERR_OFFSET_OUT_OF_RANGE;
                 else if (rc != LOG_OK)
                     err = KERR_KAFKA_STORAGE_ERROR;
+                else if (read_committed)
+                    err = fetch_trim_to_lso(p, fp->FetchOffset, &rd);
             }
             if (err != KERR_NONE)
                 (*errors)++;
@@ -109,8 +150,10 @@ static int64_t fetch_evaluate(request_t *req, bool commit, int *errors)
             pd->ErrorCode = err;
             if (p != NULL) {
                 pd->HighWatermark = log_end_offset(p->log);
-                pd->LastStableOffset = pd->HighWatermark;
+                pd->LastStableOffset = read_committed || p->pstate ? ptxn_last_stable_offset(p) : pd->HighWatermark;
                 pd->LogStartOffset = log_start_offset(p->log);
+                if (read_committed && err == KERR_NONE && rd.len > 0)
+                    fetch_aborted(req, p, fp->FetchOffset, pd);
             } else {
                 pd->HighWatermark = -1;
                 pd->LastStableOffset = -1;

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "group/group_coordinator.h"
+#include "txn/txn_coordinator.h"
 #include "server/broker.h"
 
 #define KEY_TYPE_GROUP 0
@@ -33,8 +34,11 @@ static int16_t coordinator_for(broker_t *b, int8_t key_type, kstr_t *msg)
         return KERR_NONE;
     }
     if (key_type == KEY_TYPE_TRANSACTION) {
-        *msg = kstr_c("transactions are not supported by this broker yet");
-        return KERR_COORDINATOR_NOT_AVAILABLE;
+        if (b->txns == NULL || txn_coordinator_ensure_topic(b->txns) != 0) {
+            *msg = kstr_c("the transaction coordinator is not available");
+            return KERR_COORDINATOR_NOT_AVAILABLE;
+        }
+        return KERR_NONE;
     }
     *msg = kstr_c("unknown coordinator key type");
     return KERR_INVALID_REQUEST;

@@ -8,6 +8,7 @@
 #include "common/logger.h"
 #include "protocol/record_batch.h"
 #include "server/broker.h"
+#include "txn/partition_txn.h"
 
 #define LIST_OFFSETS_LATEST (-1)
 #define LIST_OFFSETS_EARLIEST (-2)
@@ -154,6 +155,10 @@ void handle_list_offsets(request_t *req)
                 continue;
             }
             pr->ErrorCode = list_offset(p, pq->Timestamp, &pr->Offset, &pr->Timestamp);
+            /* read_committed (v2+): the latest offset is the last stable offset (src/txn/). */
+            if (pr->ErrorCode == KERR_NONE && v >= 2 && r->IsolationLevel == 1 &&
+                (pq->Timestamp == LIST_OFFSETS_LATEST || pq->Timestamp == LIST_OFFSETS_LATEST_TIERED))
+                pr->Offset = ptxn_last_stable_offset(p);
             pr->LeaderEpoch = p->leader_epoch;
             if (v == 0) {
                 /* v0 answers a list of offsets (at most MaxNumOffsets). */

@@ -17,6 +17,7 @@
 #include "common/logger.h"
 #include "protocol/record_batch.h"
 #include "server/broker.h"
+#include "txn/partition_txn.h"
 
 /* Decompressed size a single batch may reach while the broker looks inside it. */
 #define PRODUCE_MAX_DECOMPRESSED ((size_t)256 << 20)
@@ -94,6 +95,20 @@ static produce_result_t produce_partition(request_t *req, topic_t *tp, partition
         recompress |= needs_recompress;
         pos += (size_t)size;
     }
+    /* Idempotent/transactional producers (src/txn/): a retried batch is answered with its
+     * original offset and not appended again; gaps and old epochs are refused. */
+    int64_t dup_base = -1;
+    int pc = ptxn_produce_check(p, data, &dup_base);
+    if (pc == 1) {
+        *base_offset = dup_base;
+        return res;
+    }
+    if (pc > 1) {
+        res.error = (int16_t)pc;
+        res.message = pc == TXN_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER ? "out of order sequence number"
+                                                                  : "invalid producer epoch";
+        return res;
+    }
     if (recompress) {
         rewritten->len = 0;
         for (size_t pos = 0; pos < len;) {
@@ -126,6 +141,7 @@ static produce_result_t produce_partition(request_t *req, topic_t *tp, partition
         LOG_ERROR("storage", "append to %s-%d failed", tp->name, p->index);
         res.error = KERR_KAFKA_STORAGE_ERROR;
     } else {
+        ptxn_produce_done(p, data, now_ms);
         tp->bytes_in += len;
         tp->messages_in += (uint64_t)(next - *base_offset);
     }

@@ -21,6 +21,8 @@
 #include "common/logger.h"
 #include "common/properties.h"
 #include "group/group_coordinator.h"
+#include "txn/partition_txn.h"
+#include "txn/txn_coordinator.h"
 #include "server/broker.h"
 
 #define HOUSEKEEPING_MS 1000
@@ -338,6 +340,12 @@ int main(int argc, char **argv)
     b.groups = group_coordinator_create(b.loop, b.topics, b.config);
     if (b.groups == NULL || group_coordinator_load(b.groups) != 0)
         LOG_ERROR("server", "the group coordinator could not load everything from __consumer_offsets");
+    /* Producer-id blocks and transactions (__transaction_state). */
+    char txn_meta[4096];
+    snprintf(txn_meta, sizeof(txn_meta), "%s/runnel-metadata", b.log_dirs[0]);
+    b.txns = txn_coordinator_create(b.loop, b.topics, b.groups, b.config, txn_meta);
+    if (b.txns == NULL || txn_coordinator_load(b.txns) != 0)
+        LOG_ERROR("server", "the transaction coordinator could not load everything");
     net_limits_t limits = {
         .max_request_bytes = (int32_t)broker_config_get_long(b.config, "socket.request.max.bytes"),
         .max_idle_ms = broker_config_get_long(b.config, "connections.max.idle.ms"),
@@ -406,11 +414,13 @@ int main(int argc, char **argv)
     metrics_http_close(b.metrics_http);
     net_listener_close(b.listener); /* cancels waiting JoinGroup/SyncGroup requests */
     cluster_close(b.cluster);       /* deregisters: our ephemeral znodes go at once */
+    txn_coordinator_destroy(b.txns);
     group_coordinator_destroy(b.groups);
     evloop_timer_stop(b.loop, &b.housekeeping);
     evloop_timer_stop(b.loop, &g_log_timer);
     if (g_cleaner_io.fd >= 0)
         evloop_io_del(b.loop, &g_cleaner_io);
+    ptxn_snapshot_all(b.topics); /* producer state: the next start replays nothing */
     topics_close(b.topics, true);
     evloop_run_pending(b.loop);
     evloop_destroy(b.loop);
