@@ -130,6 +130,10 @@ static void apply_topic(cluster_t *c, const zk_topic_t *zt)
     kuuid_t id;
     bool has_id = zt->id[0] && topics_uuid_from_string(zt->id, &id) == 0;
     if (tp == NULL) {
+        /* Written by another tool without a topic id: wait for the controller to give it one, so
+         * every broker opens it with the same id. */
+        if (!has_id)
+            return;
         topic_config_t *cfg = topic_config_new();
         if (cfg == NULL)
             return;

@@ -14,6 +14,7 @@
 #define THREADED 1
 #include <zookeeper/zookeeper.h>
 
+#include "cluster/topics.h"
 #include "cluster/zk_json.h"
 #include "common/buf.h"
 #include "common/logger.h"
@@ -534,8 +535,11 @@ static int read_topic(zk_store_t *s, const char *name, zk_topic_t *t)
         zk_partition_t *zp = &t->partitions[p];
         zp->leader = -1;
         zpath(s, path, "/brokers/topics/%s/partitions/%d/state", name, p);
-        if (get_data(s, path, true, W_TOPICS, &len, NULL) != ZOK)
+        if (get_data(s, path, true, W_TOPICS, &len, NULL) != ZOK) {
+            /* Not there yet (the controller writes it): be told when it is created. */
+            zoo_wexists(s->zh, path, work_watcher, (void *)(uintptr_t)W_TOPICS, NULL);
             continue;
+        }
         end = s->data + len;
         int64_t leader, epoch, cepoch = 0;
         const char *lv = zkjson_find(s->data, end, "leader");
@@ -840,6 +844,87 @@ static void reconcile_partition(zk_store_t *s, const char *topic, const char *pa
         LOG_WARN("zk", "controller: cannot move the leader of %s-%s: %s", topic, part, zerror(rc));
 }
 
+/* A topic written by someone else (another tool, or a broker that died half-way) may lack its
+ * topic id or partition states: the controller completes it, as Kafka's does. Then every
+ * partition goes through reconcile_partition. */
+static void reconcile_topic(zk_store_t *s, const char *name, const int32_t *live, int nlive)
+{
+    char path[ZK_PATH_MAX], p[ZK_PATH_MAX];
+    struct Stat st;
+    int len;
+    zpath(s, path, "/brokers/topics/%s", name);
+    if (get_data(s, path, false, 0, &len, &st) != ZOK)
+        return;
+    zk_topic_t t;
+    memset(&t, 0, sizeof(t));
+    const char *end = s->data + len;
+    const char *parts = zkjson_find(s->data, end, "partitions");
+    const char *pend = parts ? zkjson_skip(parts, end) : NULL;
+    int np = parts ? zkjson_object_foreach(parts, end, NULL, NULL) : -1;
+    if (pend == NULL || np <= 0 || (t.partitions = calloc((size_t)np, sizeof(zk_partition_t))) == NULL)
+        return;
+    t.npartitions = np;
+    assign_ctx_t a = {&t, 0};
+    zkjson_object_foreach(parts, end, assign_cb, &a);
+    if (!a.bad && zkjson_find(s->data, end, "topic_id") == NULL) {
+        kuuid_t id;
+        char ids[23];
+        topics_uuid_random(&id);
+        topics_uuid_to_string(&id, ids);
+        buf_t b;
+        buf_init(&b);
+        PUT_LIT(&b, "{\"version\":3,\"partitions\":");
+        buf_put(&b, parts, (size_t)(pend - parts));
+        PUT_LIT(&b, ",\"adding_replicas\":{},\"removing_replicas\":{},\"topic_id\":");
+        zkjson_put_string(&b, ids);
+        PUT_LIT(&b, "}");
+        int rc = b.oom ? ZMARSHALLINGERROR : zoo_set(s->zh, path, (const char *)b.data, (int)b.len, st.version);
+        buf_free(&b);
+        if (rc == ZOK)
+            LOG_INFO("zk", "controller: topic %s gets topic id %s", name, ids);
+    }
+    for (int32_t i = 0; !a.bad && i < np; i++) {
+        char part[16];
+        snprintf(part, sizeof(part), "%d", i);
+        zpath(s, p, "/brokers/topics/%s/partitions/%d/state", name, i);
+        int rc = zoo_exists(s->zh, p, 0, NULL);
+        if (rc == ZOK) {
+            reconcile_partition(s, name, part, live, nlive);
+            continue;
+        }
+        if (rc != ZNONODE)
+            continue;
+        /* A new partition: the live replicas are the ISR, the first of them leads. */
+        const zk_partition_t *zp = &t.partitions[i];
+        int32_t isr[ZK_MAX_REPLICAS];
+        int nisr = 0;
+        for (int r = 0; r < zp->nreplicas; r++)
+            if (id_in(zp->replicas[r], live, nlive))
+                isr[nisr++] = zp->replicas[r];
+        if (nisr == 0)
+            continue;
+        zpath(s, p, "/brokers/topics/%s/partitions/%d", name, i);
+        if (ensure_path(s, p) != 0)
+            continue;
+        buf_t b;
+        buf_init(&b);
+        char head[128];
+        int n = snprintf(head, sizeof(head),
+                         "{\"controller_epoch\":%d,\"leader\":%d,\"version\":1,\"leader_epoch\":0,\"isr\":",
+                         s->controller_epoch, isr[0]);
+        buf_put(&b, head, (size_t)n);
+        put_int_array(&b, isr, nisr);
+        PUT_LIT(&b, "}");
+        zpath(s, p, "/brokers/topics/%s/partitions/%d/state", name, i);
+        rc = b.oom ? ZMARSHALLINGERROR
+                   : zoo_create(s->zh, p, (const char *)b.data, (int)b.len, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+        buf_free(&b);
+        if (rc == ZOK)
+            LOG_INFO("zk", "controller: %s-%d starts with leader %d", name, i, isr[0]);
+    }
+    free(t.partitions);
+}
+
 /* The controller's reaction to brokers leaving and returning, over every partition. */
 static void reconcile(zk_store_t *s)
 {
@@ -864,15 +949,8 @@ static void reconcile(zk_store_t *s)
         free(live);
         return;
     }
-    for (int t = 0; t < topics.count; t++) {
-        struct String_vector parts = {0, NULL};
-        zpath(s, path, "/brokers/topics/%s/partitions", topics.data[t]);
-        if (zoo_get_children(s->zh, path, 0, &parts) != ZOK)
-            continue;
-        for (int p = 0; p < parts.count; p++)
-            reconcile_partition(s, topics.data[t], parts.data[p], live, nlive);
-        deallocate_String_vector(&parts);
-    }
+    for (int t = 0; t < topics.count; t++)
+        reconcile_topic(s, topics.data[t], live, nlive);
     deallocate_String_vector(&topics);
     free(live);
 }
@@ -976,7 +1054,7 @@ static void *worker_main(void *arg)
             process_deletes(s);
         if (work & W_BROKERS)
             refresh_brokers(s);
-        if (work & (W_BROKERS | W_ELECT))
+        if (work & (W_BROKERS | W_ELECT | W_TOPICS))
             reconcile(s);
         zk_event_t *done = NULL, **done_tail = &done;
         while (creates) {

@@ -319,3 +319,30 @@ def test_controller_killed_its_partitions_go_offline_then_return(start_cluster, 
     helpers.wait_for(lambda: metadata(other, [topic])['topics'][topic][1][p][:2] == (0, ctl), timeout=25,
                      what='the restarted broker to lead its partition again')
     helpers.produce_confluent(cl.bootstrap, topic, helpers.make_records(5), partition=p, conf={'acks': 'all'})
+
+
+def test_controller_completes_a_topic_written_by_another_tool(start_cluster, zookeeper, topic):
+    cl = start_cluster(3, chroot())
+    helpers.wait_for(lambda: all(len(metadata(b)['brokers']) == 3 for b in cl.brokers), timeout=15,
+                     what='three live brokers')
+    # Only the assignment, as old tools wrote it: no topic id, no partition states.
+    out = zk_cli(zookeeper, 'create', '%s/brokers/topics/%s' % (cl.chroot, topic),
+                 '{"version":1,"partitions":{"0":[1],"1":[2],"2":[3]}}')
+    assert 'Created' in out, out
+    helpers.wait_for(lambda: all(metadata(b, [topic])['topics'][topic][0] == 0 and
+                                 leaders(b, topic) == {0: 1, 1: 2, 2: 3} for b in cl.brokers),
+                     timeout=20, what='the controller to give the topic leaders')
+    assign = zk_cli(zookeeper, 'get', '%s/brokers/topics/%s' % (cl.chroot, topic))
+    assert '"topic_id":"' in assign and '"partitions":{"0":[1],"1":[2],"2":[3]}' in assign
+    state = zk_cli(zookeeper, 'get', '%s/brokers/topics/%s/partitions/1/state' % (cl.chroot, topic))
+    assert '"leader":2' in state and '"isr":[2]' in state
+    # One topic id on every broker (Metadata v10 carries it).
+    ids = set()
+    for b in cl.brokers:
+        with kr.Conn.to(b.bootstrap) as c:
+            ids.add(kr.metadata_topic_id(c, topic))
+    assert len(ids) == 1
+    recs = helpers.make_records(5)
+    helpers.produce_confluent(cl.bootstrap, topic, recs, partition=2, conf={'acks': 'all'})
+    got = helpers.consume_confluent(cl.bootstrap, topic, partition=2, count=5)
+    assert [g.value for g in got] == [r['value'] for r in recs]
