@@ -407,14 +407,27 @@ static void snapshot_partition(partition_t *p)
     DIR *d = opendir(p->dir);
     if (d == NULL)
         return;
+    int64_t start = log_start_offset(p->log);
+    buf_init(&b);
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         int64_t base;
         const char *ext;
-        if (segment_parse_name(e->d_name, &base, &ext) && strcmp(ext, ".snapshot") == 0 && base != end)
+        if (!segment_parse_name(e->d_name, &base, &ext))
+            continue;
+        if (strcmp(ext, ".snapshot") == 0 && base != end) {
             unlink_name(p->dir, e->d_name);
+        } else if (strcmp(ext, ".txnindex") == 0 && base < start) {
+            /* Retention took its segment: it goes once none of its aborts reaches the log start. */
+            producer_state_t *tmp = pstate_new();
+            if (tmp && load_file(p->dir, e->d_name, &b) == 0 && pstate_txnindex_decode(tmp, b.data, b.len) >= 0 &&
+                pstate_aborted_range(tmp, start, INT64_MAX, NULL, 0) == 0)
+                unlink_name(p->dir, e->d_name);
+            pstate_free(tmp);
+        }
     }
     closedir(d);
+    buf_free(&b);
 }
 
 static void snapshot_topic(void *arg, topic_t *tp)
@@ -422,6 +435,31 @@ static void snapshot_topic(void *arg, topic_t *tp)
     (void)arg;
     for (int32_t i = 0; i < tp->npartitions; i++)
         snapshot_partition(topics_partition(tp, i));
+}
+
+typedef struct expire_ctx {
+    int64_t before;
+    int n;
+} expire_ctx_t;
+
+static void expire_topic(void *arg, topic_t *tp)
+{
+    expire_ctx_t *c = arg;
+    for (int32_t i = 0; i < tp->npartitions; i++) {
+        partition_t *p = topics_partition(tp, i);
+        if (p && p->pstate)
+            c->n += pstate_expire(p->pstate, c->before);
+    }
+}
+
+int ptxn_expire_producers(topics_t *t, int64_t now_ms, int64_t max_idle_ms)
+{
+    expire_ctx_t c = {now_ms - max_idle_ms, 0};
+    if (t)
+        topics_foreach(t, expire_topic, &c);
+    if (c.n)
+        LOG_INFO("txn", "forgot %d producer ids idle for more than %" PRId64 " ms", c.n, max_idle_ms);
+    return c.n;
 }
 
 void ptxn_snapshot_all(topics_t *t)

@@ -60,6 +60,10 @@ int32_t ptxn_trim_region(int fd, int64_t pos, int32_t len, int64_t upper);
  * snapshots (clean shutdown). */
 void ptxn_snapshot_all(topics_t *t);
 
+/* producer.id.expiration.ms: forgets idle producers (no open transaction, last batch older than
+ * max_idle_ms) of every partition whose state is loaded. Returns how many went. */
+int ptxn_expire_producers(topics_t *t, int64_t now_ms, int64_t max_idle_ms);
+
 /* Control record key of a marker: int16 version 0, int16 type (0 abort, 1 commit). 1 with *commit
  * set, 0 when the key is not a transaction marker, -1 when malformed. */
 int ptxn_decode_control_key(const uint8_t *key, int32_t key_len, bool *commit);

@@ -157,6 +157,26 @@ int pstate_update(producer_state_t *ps, int64_t producer_id, int16_t epoch, int3
     return 0;
 }
 
+int pstate_expire(producer_state_t *ps, int64_t before_ms)
+{
+    int n = 0;
+    for (int i = 0; i < PSTATE_HASH_SIZE; i++) {
+        pstate_producer_t **pp = &ps->buckets[i];
+        while (*pp) {
+            pstate_producer_t *p = *pp;
+            if (p->txn_first_offset >= 0 || p->last_timestamp >= before_ms) {
+                pp = &p->hnext;
+                continue;
+            }
+            *pp = p->hnext;
+            free(p);
+            ps->nproducers--;
+            n++;
+        }
+    }
+    return n;
+}
+
 int64_t pstate_first_unstable_offset(const producer_state_t *ps)
 {
     if (ps->nopen == 0)

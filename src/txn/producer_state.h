@@ -113,6 +113,10 @@ int pstate_apply_marker(producer_state_t *ps, int64_t producer_id, int16_t epoch
                         int32_t coordinator_epoch, int64_t marker_offset, int64_t timestamp,
                         pstate_aborted_t *aborted);
 
+/* Forgets producers without an open transaction whose last batch or marker is older than
+ * before_ms (producer.id.expiration.ms). Returns how many went. */
+int pstate_expire(producer_state_t *ps, int64_t before_ms);
+
 /* First offset of the oldest open transaction, or -1 when none is open. */
 int64_t pstate_first_unstable_offset(const producer_state_t *ps);
 

@@ -60,6 +60,7 @@ struct txn_coordinator {
     txn_t *buckets[TXN_HASH_SIZE];
     int ntxns;
     ev_timer_t abort_timer;
+    ev_timer_t producer_timer; /* producer.id.expiration.ms on the partitions */
     buf_t scratch;
 };
 
@@ -598,6 +599,16 @@ static void abort_timer_cb(evloop_t *loop, ev_timer_t *timer)
                        cfg_long(tc, "transaction.abort.timed.out.transaction.cleanup.interval.ms", 10000));
 }
 
+/* Kafka checks every producer.id.expiration.check.interval.ms (10 minutes). */
+#define TXN_PRODUCER_EXPIRY_CHECK_MS 600000
+
+static void producer_timer_cb(evloop_t *loop, ev_timer_t *timer)
+{
+    txn_coordinator_t *tc = timer->arg;
+    ptxn_expire_producers(tc->topics, evloop_wall_ms(), cfg_long(tc, "producer.id.expiration.ms", 86400000));
+    evloop_timer_start(loop, timer, TXN_PRODUCER_EXPIRY_CHECK_MS);
+}
+
 /* ---------------------------------------------------------------- requests */
 
 static int16_t check_producer(const txn_t *t, int64_t pid, int16_t epoch)
@@ -1069,6 +1080,8 @@ txn_coordinator_t *txn_coordinator_create(evloop_t *loop, topics_t *topics, stru
         evloop_timer_init(&tc->abort_timer, abort_timer_cb, tc);
         evloop_timer_start(loop, &tc->abort_timer,
                            cfg_long(tc, "transaction.abort.timed.out.transaction.cleanup.interval.ms", 10000));
+        evloop_timer_init(&tc->producer_timer, producer_timer_cb, tc);
+        evloop_timer_start(loop, &tc->producer_timer, TXN_PRODUCER_EXPIRY_CHECK_MS);
     }
     return tc;
 }
@@ -1077,8 +1090,10 @@ void txn_coordinator_destroy(txn_coordinator_t *tc)
 {
     if (tc == NULL)
         return;
-    if (tc->loop)
+    if (tc->loop) {
         evloop_timer_stop(tc->loop, &tc->abort_timer);
+        evloop_timer_stop(tc->loop, &tc->producer_timer);
+    }
     for (int i = 0; i < TXN_HASH_SIZE; i++) {
         while (tc->buckets[i]) {
             txn_t *t = tc->buckets[i];

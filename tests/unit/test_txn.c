@@ -46,6 +46,12 @@ static void test_sequences(void)
     CHECK_EQ_INT(pstate_check(ps, 8, 0, 1, 1, &dup), TXN_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
     CHECK_EQ_INT(pstate_check(ps, -1, -1, -1, 1, &dup), PSTATE_APPEND);
     CHECK_EQ_INT(pstate_producer_count(ps), 2);
+    /* expiry: producer 7's last batch is at 1003, producer 8's at 1 */
+    CHECK_EQ_INT(pstate_expire(ps, 1), 0);
+    CHECK_EQ_INT(pstate_expire(ps, 1003), 1);
+    CHECK(pstate_find(ps, 8) == NULL);
+    CHECK(pstate_find(ps, 7) != NULL);
+    CHECK_EQ_INT(pstate_producer_count(ps), 1);
     pstate_free(ps);
 }
 
@@ -58,6 +64,7 @@ static void test_transactions_and_aborts(void)
     CHECK_EQ_INT(pstate_update(ps, 2, 0, 0, 1, 12, 12, 5, true), 0);
     CHECK_EQ_INT(pstate_update(ps, 1, 0, 2, 1, 13, 13, 5, true), 0);
     CHECK_EQ_INT(pstate_first_unstable_offset(ps), 10);
+    CHECK_EQ_INT(pstate_expire(ps, 1000), 0); /* open transactions never expire */
     /* producer 1 aborts at 14: the LSO then is producer 2's first offset */
     CHECK_EQ_INT(pstate_apply_marker(ps, 1, 0, false, 3, 14, 6, &a), 1);
     CHECK_EQ_INT(a.producer_id, 1);
