@@ -163,6 +163,64 @@ static void test_elect_leader(void)
     CHECK_EQ_INT(isr[0], 2);
 }
 
+static int visit_member(void *arg, const char *key, const char *v, const char *end)
+{
+    int *calls = arg;
+    int64_t x;
+    int32_t r[4];
+    char str[16];
+    (*calls)++;
+    (void)key;
+    (void)zkjson_int(v, end, &x);
+    (void)zkjson_int_array(v, end, r, 4);
+    (void)zkjson_string(v, end, str, sizeof(str));
+    (void)zkjson_object_foreach(v, end, NULL, NULL);
+    return 0;
+}
+
+/* Every reader on every truncation and on random byte changes of real znode contents, each in a
+ * buffer of exactly its length (ASan reports any read past the end). */
+static void test_json_never_reads_out_of_bounds(void)
+{
+    static const char *const docs[] = {
+        "{\"features\":{},\"listener_security_protocol_map\":{\"PLAINTEXT\":\"PLAINTEXT\"},\"endpoints\":"
+        "[\"PLAINTEXT://127.0.0.1:9092\"],\"jmx_port\":-1,\"host\":\"127.0.0.1\",\"port\":9092,"
+        "\"timestamp\":\"1795638566028\",\"version\":5}",
+        "{\"version\":3,\"partitions\":{\"0\":[2,1],\"1\":[3]},\"adding_replicas\":{},\"removing_replicas\":{},"
+        "\"topic_id\":\"VdzXP2m4R2SSyuJNf6q4LA\"}",
+        "{\"controller_epoch\":3,\"leader\":2,\"version\":1,\"leader_epoch\":7,\"isr\":[2,3]}",
+        "{\"version\":1,\"config\":{\"retention.ms\":\"3600000\",\"x\":\"a\\\"b\\u0041\"}}",
+    };
+    uint32_t seed = 12345;
+    int calls = 0;
+    for (size_t d = 0; d < sizeof(docs) / sizeof(docs[0]); d++) {
+        size_t n = strlen(docs[d]);
+        CHECK(zkjson_skip(docs[d], docs[d] + n) == docs[d] + n); /* the originals are valid */
+        for (int round = 0; round < 1500; round++) {
+            size_t len = round < (int)n + 1 ? (size_t)round : n;
+            char *b = malloc(len ? len : 1);
+            memcpy(b, docs[d], len);
+            if (round > (int)n) {
+                for (int k = 0; k < 3; k++) {
+                    seed = seed * 1103515245u + 12345u;
+                    b[(seed >> 8) % len] = (char)(seed >> 16);
+                }
+            }
+            const char *e = b + len;
+            (void)zkjson_skip(b, e);
+            (void)zkjson_find(b, e, "partitions");
+            (void)zkjson_object_foreach(b, e, visit_member, &calls);
+            const char *parts = zkjson_find(b, e, "partitions");
+            if (parts)
+                (void)zkjson_object_foreach(parts, e, visit_member, &calls);
+            free(b);
+        }
+        /* A truncated document is never accepted as whole. */
+        CHECK(zkjson_skip(docs[d], docs[d] + n - 1) == NULL);
+    }
+    CHECK(calls > 1000);
+}
+
 int main(void)
 {
     RUN_TEST(test_json_find_and_read);
@@ -171,5 +229,6 @@ int main(void)
     RUN_TEST(test_split_connect);
     RUN_TEST(test_assign_replicas);
     RUN_TEST(test_elect_leader);
+    RUN_TEST(test_json_never_reads_out_of_bounds);
     return TEST_REPORT();
 }
