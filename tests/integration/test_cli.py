@@ -802,6 +802,6 @@ def test_perf_produce_and_consume(broker, topic):
     p = run(['perf', 'consume', '--topic', topic, '--messages', '100'], b, check=0)
     assert p.stdout.splitlines()[-1].startswith('100 records received, ')
     # asking for more than there is: exit 1 after --timeout without records
-    p = run(['perf', 'consume', '--topic', topic, '--messages', '9000', '--timeout', '1000'], b)
+    p = run(['perf', 'consume', '--topic', topic, '--messages', '9000', '--timeout', '3000'], b)
     assert p.returncode == 1
     assert 'only 8000 of 9000 records' in p.stderr

@@ -92,11 +92,11 @@ def test_time_retention_deletes_closed_segments(rbroker, topic):
     # New records keep flowing; recent ones are not deleted.
     produce_confluent(rbroker.bootstrap, topic, make_records(50, 'new', base_ts=now_ms(), value_size=40),
                       conf=SMALL_BATCHES)
-    mark = rbroker.log_size()
-    wait_for(lambda: low(rbroker, topic) > active, 10, 0.1, 'the old records left in the '
-             'formerly active segment to go once it is closed')
+    # The formerly active segment may now also hold new records (its largest
+    # timestamp is then recent and it stays, as in Kafka): only check that
+    # nothing recent goes.
     time.sleep(0.6)  # three more retention checks: nothing recent may go
-    assert low(rbroker, topic) <= 200
+    assert active <= low(rbroker, topic) <= 200
     got = consume_confluent(rbroker.bootstrap, topic, offset=200)
     assert [g.offset for g in got] == list(range(200, 250))
 
