@@ -549,6 +549,27 @@ int topics_create_id(topics_t *t, const char *name, const kuuid_t *id, int32_t n
     return 0;
 }
 
+int topics_ensure_internal(topics_t *t, const char *name, int32_t npartitions, int64_t segment_bytes,
+                           char *err, size_t errlen)
+{
+    if (topics_find(t, name, strlen(name)))
+        return 0;
+    char seg[32];
+    snprintf(seg, sizeof(seg), "%lld", (long long)segment_bytes);
+    topic_config_t *tc = topic_config_new();
+    if (tc == NULL || topic_config_set(tc, "cleanup.policy", "compact", err, errlen) != 0 ||
+        topic_config_set(tc, "segment.bytes", seg, err, errlen) != 0 ||
+        topic_config_set(tc, "compression.type", "producer", err, errlen) != 0) {
+        if (tc == NULL)
+            snprintf(err, errlen, "out of memory");
+        topic_config_free(tc);
+        return -1;
+    }
+    if (topics_create(t, name, npartitions > 0 ? npartitions : 1, tc, NULL, err, errlen) != 0)
+        return -1;
+    return 1;
+}
+
 int topics_delete(topics_t *t, topic_t *tp)
 {
     topics_unlink(t, tp);

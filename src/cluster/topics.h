@@ -97,6 +97,11 @@ int topics_create(topics_t *t, const char *name, int32_t npartitions, topic_conf
 /* The same with a given topic id (cluster mode: the id comes from the metadata store); NULL: random. */
 int topics_create_id(topics_t *t, const char *name, const kuuid_t *id, int32_t npartitions,
                      topic_config_t *overrides, topic_t **out, char *err, size_t errlen);
+/* Creates a compacted internal topic (__consumer_offsets, __transaction_state) unless it
+ * exists: cleanup.policy=compact, the given segment.bytes, compression.type=producer.
+ * Returns 1 when it was created, 0 when it existed, -1 with err set. */
+int topics_ensure_internal(topics_t *t, const char *name, int32_t npartitions, int64_t segment_bytes,
+                           char *err, size_t errlen);
 /* Deletes the topic's data and definition; wakes and fails any waiters first. */
 int topics_delete(topics_t *t, topic_t *topic);
 /* Adds partitions up to new_count. */

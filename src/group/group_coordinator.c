@@ -552,23 +552,16 @@ int16_t group_coordinator_ensure_topic(group_coordinator_t *gc)
 {
     if (gc->topics == NULL)
         return KERR_NONE;
-    if (topics_find(gc->topics, GROUP_LOG_TOPIC, strlen(GROUP_LOG_TOPIC)))
-        return KERR_NONE;
     int64_t n = cfg_long(gc, "offsets.topic.num.partitions", 50);
-    char seg[32], err[256];
-    snprintf(seg, sizeof(seg), "%" PRId64, cfg_long(gc, "offsets.topic.segment.bytes", 104857600));
-    topic_config_t *tc = topic_config_new();
-    if (tc == NULL || topic_config_set(tc, "cleanup.policy", "compact", err, sizeof(err)) != 0 ||
-        topic_config_set(tc, "segment.bytes", seg, err, sizeof(err)) != 0 ||
-        topic_config_set(tc, "compression.type", "producer", err, sizeof(err)) != 0) {
-        LOG_ERROR("group", "cannot configure %s: %s", GROUP_LOG_TOPIC, tc ? err : "out of memory");
-        topic_config_free(tc);
-        return KERR_COORDINATOR_NOT_AVAILABLE;
-    }
-    if (topics_create(gc->topics, GROUP_LOG_TOPIC, (int32_t)(n > 0 ? n : 1), tc, NULL, err, sizeof(err)) != 0) {
+    char err[256];
+    int rc = topics_ensure_internal(gc->topics, GROUP_LOG_TOPIC, (int32_t)n,
+                                    cfg_long(gc, "offsets.topic.segment.bytes", 104857600), err, sizeof(err));
+    if (rc < 0) {
         LOG_ERROR("group", "cannot create %s: %s", GROUP_LOG_TOPIC, err);
         return KERR_COORDINATOR_NOT_AVAILABLE;
     }
+    if (rc == 0)
+        return KERR_NONE;
     LOG_INFO("group", "created the internal topic %s with %" PRId64 " partitions (replication factor 1)",
              GROUP_LOG_TOPIC, n);
     return KERR_NONE;

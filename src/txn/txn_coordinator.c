@@ -399,23 +399,17 @@ int16_t txn_coordinator_ensure_topic(txn_coordinator_t *tc)
 {
     if (tc->topics == NULL)
         return KERR_NONE;
-    if (topics_find(tc->topics, TXN_LOG_TOPIC, strlen(TXN_LOG_TOPIC)))
-        return KERR_NONE;
     int64_t n = cfg_long(tc, "transaction.state.log.num.partitions", 50);
-    char seg[32], err[256];
-    snprintf(seg, sizeof(seg), "%" PRId64, cfg_long(tc, "transaction.state.log.segment.bytes", 104857600));
-    topic_config_t *cfg = topic_config_new();
-    if (cfg == NULL || topic_config_set(cfg, "cleanup.policy", "compact", err, sizeof(err)) != 0 ||
-        topic_config_set(cfg, "segment.bytes", seg, err, sizeof(err)) != 0 ||
-        topic_config_set(cfg, "compression.type", "producer", err, sizeof(err)) != 0) {
-        LOG_ERROR("txn", "cannot configure %s: %s", TXN_LOG_TOPIC, cfg ? err : "out of memory");
-        topic_config_free(cfg);
-        return KERR_COORDINATOR_NOT_AVAILABLE;
-    }
-    if (topics_create(tc->topics, TXN_LOG_TOPIC, (int32_t)(n > 0 ? n : 1), cfg, NULL, err, sizeof(err)) != 0) {
+    char err[256];
+    int rc = topics_ensure_internal(tc->topics, TXN_LOG_TOPIC, (int32_t)n,
+                                    cfg_long(tc, "transaction.state.log.segment.bytes", 104857600), err,
+                                    sizeof(err));
+    if (rc < 0) {
         LOG_ERROR("txn", "cannot create %s: %s", TXN_LOG_TOPIC, err);
         return KERR_COORDINATOR_NOT_AVAILABLE;
     }
+    if (rc == 0)
+        return KERR_NONE;
     LOG_INFO("txn", "created the internal topic %s with %" PRId64 " partitions (replication factor 1)",
              TXN_LOG_TOPIC, n);
     return KERR_NONE;
