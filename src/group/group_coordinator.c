@@ -1931,68 +1931,25 @@ static void load_batch(group_coordinator_t *gc, const uint8_t *batch, size_t len
                  GROUP_LOG_TOPIC);
 }
 
+static void load_batch_cb(void *arg, const uint8_t *batch, size_t len)
+{
+    load_batch(arg, batch, len);
+}
+
 static int load_partition(group_coordinator_t *gc, partition_t *p, int64_t *nbatches)
 {
-    int64_t off = log_start_offset(p->log), end = log_end_offset(p->log);
     int64_t chunk_max = cfg_long(gc, "offsets.load.buffer.size", 5242880);
     if (chunk_max < 65536)
         chunk_max = 65536;
     if (chunk_max > (1 << 30))
         chunk_max = 1 << 30;
-    buf_t chunk;
-    buf_init(&chunk);
-    int result = 0;
-    while (off < end) {
-        log_read_t rd;
-        int rc = log_read(p->log, off, (int32_t)chunk_max, true, &rd);
-        if (rc != LOG_OK) {
-            LOG_ERROR("group", "reading %s-%d at %" PRId64 " failed: %s", GROUP_LOG_TOPIC, p->index, off,
-                      log_rc_str(rc));
-            result = -1;
-            break;
-        }
-        if (rd.len <= 0)
-            break;
-        chunk.len = 0;
-        if (!buf_reserve(&chunk, (size_t)rd.len)) {
-            result = -1;
-            break;
-        }
-        size_t got = 0;
-        while (got < (size_t)rd.len) {
-            ssize_t n = pread(rd.fd, chunk.data + got, (size_t)rd.len - got, rd.position + (off_t)got);
-            if (n == -1 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            got += (size_t)n;
-        }
-        if (got < (size_t)rd.len) {
-            LOG_ERROR("group", "short read of %s-%d at %" PRId64, GROUP_LOG_TOPIC, p->index, off);
-            result = -1;
-            break;
-        }
-        int64_t next = off;
-        size_t pos = 0;
-        while (pos + RB_HEADER_SIZE <= got) {
-            const uint8_t *b = chunk.data + pos;
-            int64_t size = rb_total_size(b);
-            if (size < RB_HEADER_SIZE || pos + (size_t)size > got)
-                break;
-            if (rb_last_offset(b) >= off) {
-                load_batch(gc, b, (size_t)size);
-                (*nbatches)++;
-            }
-            if (rb_last_offset(b) + 1 > next)
-                next = rb_last_offset(b) + 1;
-            pos += (size_t)size;
-        }
-        if (next <= off)
-            break; /* no progress: a damaged region */
-        off = next;
+    int64_t n = log_replay(p->log, (int32_t)chunk_max, load_batch_cb, gc);
+    if (n < 0) {
+        LOG_ERROR("group", "reading %s-%d failed: %s", GROUP_LOG_TOPIC, p->index, log_rc_str((int)n));
+        return -1;
     }
-    buf_free(&chunk);
-    return result;
+    *nbatches += n;
+    return 0;
 }
 
 int group_coordinator_load(group_coordinator_t *gc)

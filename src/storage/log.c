@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "common/logger.h"
+#include "protocol/record_batch.h"
 #include "storage/segment.h"
 
 struct log {
@@ -862,6 +863,64 @@ int log_truncate_to(log_t *l, int64_t offset, int64_t *new_end)
              end);
     *new_end = end;
     return LOG_OK;
+}
+
+int64_t log_replay(log_t *l, int32_t chunk_max, void (*cb)(void *arg, const uint8_t *batch, size_t len),
+                   void *arg)
+{
+    int64_t off = log_start_offset(l), end = log_end_offset(l), nbatches = 0;
+    buf_t chunk;
+    buf_init(&chunk);
+    while (off < end) {
+        log_read_t rd;
+        int rc = log_read(l, off, chunk_max, true, &rd);
+        if (rc != LOG_OK) {
+            LOG_ERROR("storage", "%s: replay read at %" PRId64 " failed: %s", l->dir, off, log_rc_str(rc));
+            nbatches = rc;
+            break;
+        }
+        if (rd.len <= 0)
+            break;
+        chunk.len = 0;
+        if (!buf_reserve(&chunk, (size_t)rd.len)) {
+            nbatches = LOG_ERR_IO;
+            break;
+        }
+        size_t got = 0;
+        while (got < (size_t)rd.len) {
+            ssize_t n = pread(rd.fd, chunk.data + got, (size_t)rd.len - got, rd.position + (off_t)got);
+            if (n == -1 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        if (got < (size_t)rd.len) {
+            LOG_ERROR("storage", "%s: short replay read at %" PRId64, l->dir, off);
+            nbatches = LOG_ERR_IO;
+            break;
+        }
+        int64_t next = off;
+        size_t pos = 0;
+        while (pos + RB_HEADER_SIZE <= got) {
+            const uint8_t *b = chunk.data + pos;
+            int64_t size = rb_total_size(b);
+            if (size < RB_HEADER_SIZE || pos + (size_t)size > got)
+                break;
+            if (rb_last_offset(b) >= off) {
+                cb(arg, b, (size_t)size);
+                nbatches++;
+            }
+            if (rb_last_offset(b) + 1 > next)
+                next = rb_last_offset(b) + 1;
+            pos += (size_t)size;
+        }
+        if (next <= off)
+            break; /* no progress: a damaged region */
+        off = next;
+    }
+    buf_free(&chunk);
+    return nbatches;
 }
 
 int log_flush(log_t *l)

@@ -136,6 +136,12 @@ int log_truncate_to(log_t *l, int64_t offset, int64_t *new_end);
 /* fdatasyncs every segment holding data past the recovery point (and the directory when segments
  * were created or deleted); the recovery point then becomes the log end. */
 int log_flush(log_t *l);
+/* Calls cb with every whole batch from the log start to the log end, in offset order, reading
+ * chunks of at most chunk_max bytes (a larger batch is read whole). For rebuilding state kept in
+ * a log (__consumer_offsets, __transaction_state). Returns the number of batches, or a negative
+ * log_rc when a read fails (batches before it were delivered). Stops quietly at a damaged region. */
+int64_t log_replay(log_t *l, int32_t chunk_max, void (*cb)(void *arg, const uint8_t *batch, size_t len),
+                   void *arg);
 
 /* Closes the log and deletes its whole directory (topic deletion). `l` is freed either way. */
 int log_remove(log_t *l);

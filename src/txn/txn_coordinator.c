@@ -942,58 +942,14 @@ static void load_batch(txn_coordinator_t *tc, const uint8_t *batch, size_t len)
         load_record(tc, &rec);
 }
 
+static void load_batch_cb(void *arg, const uint8_t *batch, size_t len)
+{
+    load_batch(arg, batch, len);
+}
+
 static int load_partition(txn_coordinator_t *tc, partition_t *p)
 {
-    int64_t off = log_start_offset(p->log), end = log_end_offset(p->log);
-    buf_t chunk;
-    buf_init(&chunk);
-    int result = 0;
-    while (off < end) {
-        log_read_t rd;
-        int rc = log_read(p->log, off, TXN_LOAD_CHUNK, true, &rd);
-        if (rc != LOG_OK) {
-            result = -1;
-            break;
-        }
-        if (rd.len <= 0)
-            break;
-        chunk.len = 0;
-        if (!buf_reserve(&chunk, (size_t)rd.len)) {
-            result = -1;
-            break;
-        }
-        size_t got = 0;
-        while (got < (size_t)rd.len) {
-            ssize_t n = pread(rd.fd, chunk.data + got, (size_t)rd.len - got, rd.position + (off_t)got);
-            if (n == -1 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            got += (size_t)n;
-        }
-        if (got < (size_t)rd.len) {
-            result = -1;
-            break;
-        }
-        int64_t next = off;
-        size_t pos = 0;
-        while (pos + RB_HEADER_SIZE <= got) {
-            const uint8_t *b = chunk.data + pos;
-            int64_t size = rb_total_size(b);
-            if (size < RB_HEADER_SIZE || pos + (size_t)size > got)
-                break;
-            if (rb_last_offset(b) >= off)
-                load_batch(tc, b, (size_t)size);
-            if (rb_last_offset(b) + 1 > next)
-                next = rb_last_offset(b) + 1;
-            pos += (size_t)size;
-        }
-        if (next <= off)
-            break;
-        off = next;
-    }
-    buf_free(&chunk);
-    return result;
+    return log_replay(p->log, TXN_LOAD_CHUNK, load_batch_cb, tc) < 0 ? -1 : 0;
 }
 
 int txn_coordinator_load(txn_coordinator_t *tc)
