@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 
+#include "cluster/replication.h"
 #include "cluster/zk_json.h"
 #include "common/buf.h"
 #include "common/logger.h"
@@ -35,6 +36,8 @@ struct cluster {
     int32_t controller_id, controller_epoch;
     cluster_op_t *ops;
     uint64_t next_token;
+    const broker_config_t *config;
+    replication_t *repl;
 };
 
 static uint32_t name_hash(const char *s)
@@ -116,11 +119,16 @@ static int config_member(void *arg, const char *key, const char *v, const char *
 
 /* The leader epochs ZooKeeper has (the controller bumps them on leader changes): requests carry
  * them, and appended batches are stamped with them. */
-static void apply_epochs(const zk_topic_t *zt, topic_t *tp)
+static void apply_epochs(cluster_t *c, const zk_topic_t *zt, topic_t *tp)
 {
-    for (int32_t i = 0; i < zt->npartitions && i < tp->npartitions; i++)
-        if (tp->partitions[i])
-            tp->partitions[i]->leader_epoch = zt->partitions[i].leader_epoch;
+    for (int32_t i = 0; i < zt->npartitions && i < tp->npartitions; i++) {
+        partition_t *p = tp->partitions[i];
+        if (p == NULL)
+            continue;
+        p->leader_epoch = zt->partitions[i].leader_epoch;
+        if (c->repl)
+            replication_apply(c->repl, p, &zt->partitions[i]);
+    }
 }
 
 static void apply_topic(cluster_t *c, const zk_topic_t *zt)
@@ -145,7 +153,7 @@ static void apply_topic(cluster_t *c, const zk_topic_t *zt)
                              sizeof(err)) != 0)
             LOG_ERROR("cluster", "cannot open topic %s from ZooKeeper: %s", zt->name, err);
         else
-            apply_epochs(zt, tp);
+            apply_epochs(c, zt, tp);
         return;
     }
     /* A config change made through another broker (/config/changes): take ZooKeeper's overrides. */
@@ -172,7 +180,7 @@ static void apply_topic(cluster_t *c, const zk_topic_t *zt)
     if (tp->npartitions < zt->npartitions &&
         topics_add_partitions(c->topics, tp, zt->npartitions, err, sizeof(err)) != 0)
         LOG_ERROR("cluster", "topic %s: cannot add partitions: %s", zt->name, err);
-    apply_epochs(zt, tp);
+    apply_epochs(c, zt, tp);
 }
 
 /* Finishes deletions whose topic the current snapshot no longer has. */
@@ -207,6 +215,8 @@ static void on_event(void *arg, zk_event_t *ev)
         zk_event_free(c->brokers);
         c->brokers = ev;
         LOG_INFO("cluster", "%d live broker(s)", ev->nbrokers);
+        if (c->repl)
+            replication_set_brokers(c->repl, ev->brokers, ev->nbrokers);
         return;
     case ZK_EV_CONTROLLER:
         if (ev->controller_id != c->controller_id)
@@ -272,6 +282,7 @@ cluster_t *cluster_open(const cluster_options_t *o, char cluster_id[23], char *e
         return NULL;
     }
     c->broker_id = o->broker_id;
+    c->config = o->config;
     c->controller_id = -1;
     c->io.fd = -1;
     c->next_token = 1;
@@ -294,10 +305,21 @@ cluster_t *cluster_open(const cluster_options_t *o, char cluster_id[23], char *e
     return c;
 }
 
+static void write_isr(void *arg, const char *topic, int32_t partition, int32_t leader_epoch, const int32_t *isr,
+                      int nisr)
+{
+    cluster_t *c = arg;
+    if (zk_store_set_isr(c->store, topic, partition, leader_epoch, isr, nisr) != 0)
+        LOG_ERROR("cluster", "%s-%d: cannot queue the ISR change", topic, partition);
+}
+
 int cluster_start(cluster_t *c, evloop_t *loop, topics_t *topics)
 {
     c->loop = loop;
     c->topics = topics;
+    c->repl = replication_new(loop, topics, c->config, c->broker_id, write_isr, c);
+    if (c->repl == NULL)
+        return -1;
     c->io.fd = zk_store_event_fd(c->store);
     c->io.cb = io_cb;
     c->io.arg = c;
@@ -308,10 +330,23 @@ int cluster_start(cluster_t *c, evloop_t *loop, topics_t *topics)
     return zk_store_start(c->store, on_event, c);
 }
 
+static void detach_replication(void *arg, topic_t *tp)
+{
+    (void)arg;
+    for (int32_t i = 0; i < tp->npartitions; i++)
+        if (tp->partitions[i])
+            repl_partition_free(tp->partitions[i]);
+}
+
 void cluster_close(cluster_t *c)
 {
     if (c == NULL)
         return;
+    if (c->repl) {
+        /* From here on the local logs are on their own (a clean shutdown's last writes). */
+        topics_foreach(c->topics, detach_replication, NULL);
+        replication_free(c->repl);
+    }
     if (c->io.fd >= 0)
         evloop_io_del(c->loop, &c->io);
     zk_store_close(c->store);
@@ -386,12 +421,6 @@ cluster_op_t *cluster_create_topic(cluster_t *c, const char *name, int32_t npart
     if (rf > n) {
         *err = KERR_INVALID_REPLICATION_FACTOR;
         snprintf(msg, msglen, "Replication factor: %d larger than available brokers: %d.", rf, n);
-        return NULL;
-    }
-    if (rf > 1) {
-        *err = KERR_INVALID_REPLICATION_FACTOR;
-        snprintf(msg, msglen, "Replication factor %d: this broker does not replicate partitions yet "
-                              "(replication factor 1 only).", rf);
         return NULL;
     }
     int32_t *ids = malloc((size_t)n * sizeof(int32_t));

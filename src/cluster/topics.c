@@ -16,6 +16,7 @@
 #include "common/logger.h"
 #include "common/properties.h"
 #include "protocol/record_batch.h"
+#include "cluster/replication.h"
 #include "storage/checkpoint.h"
 #include "storage/cleaner.h"
 #include "txn/producer_state.h"
@@ -339,6 +340,7 @@ static partition_t *partition_open(topics_t *t, topic_t *tp, int32_t index, offs
     p->topic = tp;
     p->index = index;
     p->waiters.next = p->waiters.prev = &p->waiters;
+    p->hw_waiters.next = p->hw_waiters.prev = &p->hw_waiters;
     char path[PATH_MAX];
     p->log_dir_index = -1;
     for (int i = 0; i < t->opt.n_log_dirs; i++) {
@@ -378,13 +380,19 @@ static partition_t *partition_open(topics_t *t, topic_t *tp, int32_t index, offs
     return p;
 }
 
-static void partition_detach_waiters(partition_t *p)
+static void detach_list(partition_waiter_t *head)
 {
-    while (p->waiters.next != &p->waiters) {
-        partition_waiter_t *w = p->waiters.next;
+    while (head->next != head) {
+        partition_waiter_t *w = head->next;
         partition_remove_waiter(w);
         w->wake(w);
     }
+}
+
+static void partition_detach_waiters(partition_t *p)
+{
+    detach_list(&p->waiters);
+    detach_list(&p->hw_waiters);
 }
 
 static void partition_free(topics_t *t, partition_t *p, bool remove_data)
@@ -401,17 +409,33 @@ static void partition_free(topics_t *t, partition_t *p, bool remove_data)
             log_close(p->log);
     }
     t->dir_partition_count[p->log_dir_index]--;
+    repl_partition_free(p);
     pstate_free(p->pstate);
     free(p->dir);
     free(p);
 }
 
-void partition_add_waiter(partition_t *p, partition_waiter_t *w)
+static void add_waiter(partition_waiter_t *head, partition_waiter_t *w)
 {
-    w->next = &p->waiters;
-    w->prev = p->waiters.prev;
-    p->waiters.prev->next = w;
-    p->waiters.prev = w;
+    w->next = head;
+    w->prev = head->prev;
+    head->prev->next = w;
+    head->prev = w;
+}
+
+void partition_add_waiter(partition_t *p, partition_waiter_t *w) { add_waiter(&p->waiters, w); }
+
+void partition_add_hw_waiter(partition_t *p, partition_waiter_t *w) { add_waiter(&p->hw_waiters, w); }
+
+void partition_wake_all(partition_waiter_t *head)
+{
+    /* Waiters unlink themselves or get re-added by their owner. */
+    partition_waiter_t *w = head->next;
+    while (w != head) {
+        partition_waiter_t *next = w->next;
+        w->wake(w);
+        w = next;
+    }
 }
 
 void partition_remove_waiter(partition_waiter_t *w)
@@ -436,13 +460,9 @@ int partition_append(topics_t *t, partition_t *p, uint8_t *batches, size_t len, 
         p->unflushed_messages = 0;
         p->last_flush_ms = now_ms;
     }
-    /* Wake waiters; they unlink themselves or get re-added by their owner. */
-    partition_waiter_t *w = p->waiters.next;
-    while (w != &p->waiters) {
-        partition_waiter_t *next = w->next;
-        w->wake(w);
-        w = next;
-    }
+    partition_wake_all(&p->waiters);
+    if (p->repl)
+        repl_leader_appended(p);
     return 0;
 }
 

@@ -41,7 +41,19 @@ typedef struct partition {
     int64_t last_flush_ms;
     partition_waiter_t waiters; /* sentinel of a circular list */
     struct producer_state *pstate; /* idempotence/transactions (src/txn/), loaded at first use */
+    /* Cluster mode: this partition's replication state (src/cluster/replication.c); NULL when the
+     * local log is the only replica, so everything in it is committed. */
+    struct repl_partition *repl;
+    int64_t high_watermark;         /* with repl: offsets below it are on every in-sync replica */
+    partition_waiter_t hw_waiters;  /* acks=all produces waiting for the high watermark */
 } partition_t;
+
+/* The end of what consumers may read: the high watermark of a replicated partition, else the
+ * log end. */
+static inline int64_t partition_high_watermark(const partition_t *p)
+{
+    return p->repl ? p->high_watermark : log_end_offset(p->log);
+}
 
 /* Per-topic settings resolved from the topic's overrides and the broker's config. */
 typedef struct topic_settings {
@@ -116,6 +128,10 @@ int partition_append(topics_t *t, partition_t *p, uint8_t *batches, size_t len, 
                      int64_t *first_offset, int64_t *next_offset);
 void partition_add_waiter(partition_t *p, partition_waiter_t *w);
 void partition_remove_waiter(partition_waiter_t *w);
+/* Waiting for the high watermark (acks=all); woken when it moves or the leadership changes. */
+void partition_add_hw_waiter(partition_t *p, partition_waiter_t *w);
+/* Wakes every waiter of the list (the waiters remove themselves or stay). */
+void partition_wake_all(partition_waiter_t *head);
 
 /* Writes the recovery-point and log-start-offset checkpoints of every log dir. */
 void topics_write_checkpoints(topics_t *t);

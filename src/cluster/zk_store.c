@@ -43,6 +43,8 @@ typedef struct create_cmd {
     uint64_t token;
     bool is_delete; /* a deletion request: only name and token are used */
     bool is_config; /* a config change: name and config_json */
+    bool is_isr;    /* an ISR change by the leader: name, partition, leader_epoch, assignment/rf */
+    int32_t partition, leader_epoch;
 } create_cmd_t;
 
 struct zk_store {
@@ -777,25 +779,22 @@ bool zk_store_elect_leader(int32_t leader, const int32_t *isr, int nisr, const i
                            int32_t *next, int32_t *new_isr, int *new_nisr)
 {
     *next = leader;
-    *new_nisr = 0;
-    if (leader >= 0 && id_in(leader, live, nlive))
-        return false;
-    int32_t pick = -1;
     int n = 0;
     for (int i = 0; i < nisr; i++)
-        if (id_in(isr[i], live, nlive)) {
-            if (pick < 0)
-                pick = isr[i];
+        if (id_in(isr[i], live, nlive))
             new_isr[n++] = isr[i];
-        }
-    if (pick == leader)
-        return false;
+    *new_nisr = n;
+    if (leader >= 0 && id_in(leader, live, nlive))
+        return n != nisr; /* the leader stays; dead members leave the ISR */
+    int32_t pick = n > 0 ? new_isr[0] : -1;
     if (pick < 0) {
+        /* No live ISR member: no leader, and the ISR keeps who may lead again (no unclean election). */
         memcpy(new_isr, isr, sizeof(int32_t) * (size_t)nisr);
-        n = nisr;
+        *new_nisr = nisr;
+        if (leader < 0)
+            return false;
     }
     *next = pick;
-    *new_nisr = n;
     return true;
 }
 
@@ -830,16 +829,19 @@ static void reconcile_partition(zk_store_t *s, const char *topic, const char *pa
     buf_t b;
     buf_init(&b);
     char head[128];
+    /* A new leader gets a new epoch; an ISR that only lost dead members keeps it (the leader and its
+     * live followers carry on undisturbed). */
+    int64_t new_epoch = next != leader ? epoch + 1 : epoch;
     int n = snprintf(head, sizeof(head), "{\"controller_epoch\":%d,\"leader\":%d,\"version\":1,\"leader_epoch\":%lld,"
-                                         "\"isr\":", s->controller_epoch, next, (long long)(epoch + 1));
+                                         "\"isr\":", s->controller_epoch, next, (long long)new_epoch);
     buf_put(&b, head, (size_t)n);
     put_int_array(&b, newisr, nnew);
     PUT_LIT(&b, "}");
     int rc = b.oom ? ZMARSHALLINGERROR : zoo_set(s->zh, path, (const char *)b.data, (int)b.len, st.version);
     buf_free(&b);
     if (rc == ZOK)
-        LOG_INFO("zk", "controller: %s-%s leader %lld -> %d (leader epoch %lld)", topic, part, (long long)leader,
-                 next, (long long)(epoch + 1));
+        LOG_INFO("zk", "controller: %s-%s leader %lld -> %d, %d in ISR (leader epoch %lld)", topic, part,
+                 (long long)leader, next, nnew, (long long)new_epoch);
     else
         LOG_WARN("zk", "controller: cannot move the leader of %s-%s: %s", topic, part, zerror(rc));
 }
@@ -984,6 +986,45 @@ static void do_config(zk_store_t *s, create_cmd_t *c)
         LOG_ERROR("zk", "cannot store the config of topic %s: %s", c->name, zerror(rc));
 }
 
+/* A leader's ISR change: written only while the state znode still names this broker as the
+ * leader at the same leader epoch (the controller may have moved on), conditional on its version. */
+static void do_isr(zk_store_t *s, create_cmd_t *c)
+{
+    char path[ZK_PATH_MAX];
+    zpath(s, path, "/brokers/topics/%s/partitions/%d/state", c->name, c->partition);
+    struct Stat st;
+    int len;
+    if (get_data(s, path, false, 0, &len, &st) != ZOK)
+        return;
+    const char *end = s->data + len;
+    int64_t leader, epoch, cepoch = 0;
+    const char *lv = zkjson_find(s->data, end, "leader");
+    const char *ev = zkjson_find(s->data, end, "leader_epoch");
+    const char *cv = zkjson_find(s->data, end, "controller_epoch");
+    if (lv == NULL || ev == NULL || zkjson_int(lv, end, &leader) != 0 || zkjson_int(ev, end, &epoch) != 0)
+        return;
+    if (cv)
+        zkjson_int(cv, end, &cepoch);
+    if (leader != s->opt.broker_id || epoch != c->leader_epoch) {
+        LOG_INFO("zk", "%s-%d: ISR change dropped: the state moved on (leader %lld, epoch %lld)", c->name,
+                 c->partition, (long long)leader, (long long)epoch);
+        return;
+    }
+    buf_t b;
+    buf_init(&b);
+    char head[160];
+    int n = snprintf(head, sizeof(head), "{\"controller_epoch\":%lld,\"leader\":%lld,\"version\":1,"
+                                         "\"leader_epoch\":%lld,\"isr\":", (long long)cepoch, (long long)leader,
+                     (long long)epoch);
+    buf_put(&b, head, (size_t)n);
+    put_int_array(&b, c->assignment, c->rf);
+    PUT_LIT(&b, "}");
+    int rc = b.oom ? ZMARSHALLINGERROR : zoo_set(s->zh, path, (const char *)b.data, (int)b.len, st.version);
+    buf_free(&b);
+    if (rc != ZOK)
+        LOG_WARN("zk", "%s-%d: cannot write the ISR: %s", c->name, c->partition, zerror(rc));
+}
+
 static int16_t do_delete_request(zk_store_t *s, create_cmd_t *c, char *msg, size_t msglen)
 {
     char path[ZK_PATH_MAX];
@@ -1063,8 +1104,11 @@ static void *worker_main(void *arg)
             zk_event_t *ev = calloc(1, sizeof(*ev));
             char *msg = ev ? ev->message : (char[256]){0};
             int16_t err = KERR_NONE;
-            if (c->is_config) {
-                do_config(s, c);
+            if (c->is_config || c->is_isr) {
+                if (c->is_config)
+                    do_config(s, c);
+                else
+                    do_isr(s, c);
                 free(ev);
                 ev = NULL;
             } else {
@@ -1182,6 +1226,28 @@ int zk_store_set_topic_config(zk_store_t *s, const char *name, const char *confi
     }
     snprintf(c->name, sizeof(c->name), "%s", name);
     c->is_config = true;
+    pthread_mutex_lock(&s->mu);
+    *s->creates_tail = c;
+    s->creates_tail = &c->next;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+int zk_store_set_isr(zk_store_t *s, const char *name, int32_t partition, int32_t leader_epoch, const int32_t *isr,
+                     int nisr)
+{
+    create_cmd_t *c = calloc(1, sizeof(*c));
+    if (c == NULL || nisr < 0 || nisr > ZK_MAX_REPLICAS || (c->assignment = malloc(sizeof(int32_t) * ZK_MAX_REPLICAS)) == NULL) {
+        free(c);
+        return -1;
+    }
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    c->is_isr = true;
+    c->partition = partition;
+    c->leader_epoch = leader_epoch;
+    c->rf = nisr;
+    memcpy(c->assignment, isr, sizeof(int32_t) * (size_t)nisr);
     pthread_mutex_lock(&s->mu);
     *s->creates_tail = c;
     s->creates_tail = &c->next;

@@ -113,6 +113,11 @@ int zk_store_delete_topic(zk_store_t *s, const char *name, uint64_t token);
 /* Queues a topic config change: /config/topics/<t> gets {"version":1,"config":<config_json>} and
  * a /config/changes/config_change_<seq> notification makes every broker re-read it. */
 int zk_store_set_topic_config(zk_store_t *s, const char *name, const char *config_json);
+/* Queues a leader's ISR change of one partition: written to its state znode (same leader, epoch
+ * and controller epoch, conditional on the znode's version) only while the znode still names this
+ * broker as leader at leader_epoch; the next ZK_EV_TOPICS snapshot shows the result. */
+int zk_store_set_isr(zk_store_t *s, const char *name, int32_t partition, int32_t leader_epoch, const int32_t *isr,
+                     int nisr);
 /* The controller's choice for one partition (pure, for the worker and the tests): when the leader
  * is not among the live brokers (or there is none, -1), the first live ISR member leads and the
  * ISR keeps only live members; when no ISR member is live the partition has no leader (-1) and

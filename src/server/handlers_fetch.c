@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cluster/cluster.h"
+#include "cluster/replication.h"
 #include "common/logger.h"
 #include "server/broker.h"
 #include "txn/partition_txn.h"
@@ -42,13 +43,34 @@ static int16_t check_leader_epoch(partition_t *p, int32_t requested)
     return requested > p->leader_epoch ? KERR_UNKNOWN_LEADER_EPOCH : KERR_FENCED_LEADER_EPOCH;
 }
 
-/* read_committed (src/txn/): nothing at or past the last stable offset is served. */
-static int16_t fetch_trim_to_lso(partition_t *p, int64_t offset, log_read_t *rd)
+/* The broker that sent a Fetch: a follower's replica id, or -1 for a consumer. */
+static int32_t fetch_replica_id(const request_t *req)
 {
-    int64_t lso = ptxn_last_stable_offset(p);
-    if (rd->len <= 0 || lso >= log_end_offset(p->log))
+    const FetchRequest *r = req->body;
+    return req->hdr.api_version >= 15 ? r->ReplicaState.ReplicaId : r->ReplicaId;
+}
+
+/* The end of what this fetch may read: followers copy up to the log end; consumers read up to
+ * the high watermark, and read_committed ones (src/txn/) only up to the last stable offset. */
+static int64_t fetch_upper(partition_t *p, bool replica, bool read_committed)
+{
+    if (replica)
+        return log_end_offset(p->log);
+    int64_t hw = partition_high_watermark(p);
+    if (read_committed) {
+        int64_t lso = ptxn_last_stable_offset(p);
+        if (lso < hw)
+            return lso;
+    }
+    return hw;
+}
+
+/* Nothing at or past `upper` is served. */
+static int16_t fetch_trim(partition_t *p, int64_t offset, int64_t upper, log_read_t *rd)
+{
+    if (rd->len <= 0 || upper >= log_end_offset(p->log))
         return KERR_NONE;
-    int32_t n = offset >= lso ? 0 : ptxn_trim_region(rd->fd, rd->position, rd->len, lso);
+    int32_t n = offset >= upper ? 0 : ptxn_trim_region(rd->fd, rd->position, rd->len, upper);
     if (n < 0)
         return KERR_KAFKA_STORAGE_ERROR;
     rd->len = n;
@@ -89,6 +111,7 @@ static int64_t fetch_evaluate(request_t *req, bool commit, int *errors)
     int64_t total = 0;
     bool min_one = true;
     bool read_committed = r->IsolationLevel == 1;
+    bool replica = fetch_replica_id(req) >= 0 && req->broker->cluster;
     *errors = 0;
     if (commit)
         REQUEST_ARRAY(req, resp->Responses, r->Topics.count);
@@ -124,7 +147,12 @@ static int64_t fetch_evaluate(request_t *req, bool commit, int *errors)
             if (p && err == KERR_NONE)
                 err = check_leader_epoch(p, fp->CurrentLeaderEpoch);
             log_read_t rd = {.fd = -1};
-            if (err == KERR_NONE) {
+            int32_t div_epoch = -1;
+            int64_t div_end = -1;
+            if (err == KERR_NONE && replica && repl_diverging(p, fp->LastFetchedEpoch, fp->FetchOffset, &div_epoch,
+                                                               &div_end)) {
+                (*errors)++; /* answered at once: the follower truncates first */
+            } else if (err == KERR_NONE) {
                 int64_t room = max_bytes - total;
                 int32_t limit = fp->PartitionMaxBytes;
                 if (room < limit)
@@ -136,8 +164,8 @@ static int64_t fetch_evaluate(request_t *req, bool commit, int *errors)
                     err = KERR_OFFSET_OUT_OF_RANGE;
                 else if (rc != LOG_OK)
                     err = KERR_KAFKA_STORAGE_ERROR;
-                else if (read_committed)
-                    err = fetch_trim_to_lso(p, fp->FetchOffset, &rd);
+                else
+                    err = fetch_trim(p, fp->FetchOffset, fetch_upper(p, replica, read_committed), &rd);
             }
             if (err != KERR_NONE)
                 (*errors)++;
@@ -148,9 +176,11 @@ static int64_t fetch_evaluate(request_t *req, bool commit, int *errors)
             if (pd == NULL)
                 continue;
             pd->ErrorCode = err;
+            pd->DivergingEpoch.Epoch = div_epoch;
+            pd->DivergingEpoch.EndOffset = div_end;
             if (p != NULL) {
-                pd->HighWatermark = log_end_offset(p->log);
-                pd->LastStableOffset = read_committed || p->pstate ? ptxn_last_stable_offset(p) : pd->HighWatermark;
+                pd->HighWatermark = partition_high_watermark(p);
+                pd->LastStableOffset = read_committed || p->pstate ? fetch_upper(p, false, true) : pd->HighWatermark;
                 pd->LogStartOffset = log_start_offset(p->log);
                 if (read_committed && err == KERR_NONE && rd.len > 0)
                     fetch_aborted(req, p, fp->FetchOffset, pd);
@@ -225,6 +255,28 @@ static void fetch_wake(partition_waiter_t *w)
     evloop_defer(op->req->broker->loop, &op->recheck);
 }
 
+static bool b_is_cluster(const request_t *req) { return req->broker->cluster != NULL; }
+
+/* A follower's fetch offsets are its log ends: the leader's view of it (replication.c) moves on
+ * arrival, once per request, before anything is read. */
+static void fetch_note_followers(request_t *req)
+{
+    FetchRequest *r = req->body;
+    int32_t replica_id = fetch_replica_id(req);
+    for (int32_t i = 0; i < r->Topics.count; i++) {
+        FetchRequest_FetchTopic *ft = &r->Topics.items[i];
+        topic_t *tp = fetch_topic(req, ft);
+        for (int32_t j = 0; j < ft->Partitions.count; j++) {
+            FetchRequest_FetchPartition *fp = &ft->Partitions.items[j];
+            partition_t *p = topics_partition(tp, fp->Partition);
+            int32_t e;
+            int64_t end;
+            if (p && check_leader_epoch(p, fp->CurrentLeaderEpoch) == KERR_NONE)
+                (void)repl_follower_fetch(p, replica_id, fp->FetchOffset, fp->LastFetchedEpoch, &e, &end);
+        }
+    }
+}
+
 void handle_fetch(request_t *req)
 {
     FetchRequest *r = req->body;
@@ -238,6 +290,8 @@ void handle_fetch(request_t *req)
         request_respond(req);
         return;
     }
+    if (fetch_replica_id(req) >= 0 && b_is_cluster(req))
+        fetch_note_followers(req);
     int errors;
     int64_t bytes = fetch_evaluate(req, false, &errors);
     if (r->MaxWaitMs <= 0 || bytes >= r->MinBytes || errors > 0 || r->Topics.count == 0) {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cluster/cluster.h"
+#include "cluster/replication.h"
 #include "common/logger.h"
 #include "protocol/record_batch.h"
 #include "server/broker.h"
@@ -148,6 +149,130 @@ static produce_result_t produce_partition(request_t *req, topic_t *tp, partition
     return res;
 }
 
+/* ---- acks=all: waiting for the in-sync replicas ---- */
+
+typedef struct produce_wait {
+    partition_waiter_t w;
+    struct produce_op *op;
+    partition_t *p;
+    ProduceResponse_PartitionProduceResponse *pr;
+    int64_t target; /* the high watermark that covers the append */
+    bool done, gone;
+} produce_wait_t;
+
+typedef struct produce_op {
+    request_t *req;
+    produce_wait_t *waits;
+    int nwaits;
+    ev_timer_t timer;
+    ev_defer_t recheck;
+} produce_op_t;
+
+static void produce_detach(produce_op_t *op)
+{
+    for (int i = 0; i < op->nwaits; i++)
+        partition_remove_waiter(&op->waits[i].w);
+    evloop_timer_stop(op->req->broker->loop, &op->timer);
+    evloop_defer_cancel(op->req->broker->loop, &op->recheck);
+}
+
+static void produce_finish(produce_op_t *op)
+{
+    produce_detach(op);
+    op->req->cancel = NULL;
+    request_respond(op->req);
+}
+
+/* Kafka's rule once the high watermark covers the append: acknowledged, unless the ISR has shrunk
+ * below min.insync.replicas meanwhile. */
+static void produce_recheck_cb(evloop_t *loop, ev_defer_t *d)
+{
+    (void)loop;
+    produce_op_t *op = d->arg;
+    int pending = 0;
+    for (int i = 0; i < op->nwaits; i++) {
+        produce_wait_t *w = &op->waits[i];
+        if (w->done)
+            continue;
+        if (w->gone) {
+            w->pr->ErrorCode = KERR_NOT_LEADER_OR_FOLLOWER;
+        } else if (!repl_is_leader(w->p)) {
+            w->pr->ErrorCode = KERR_NOT_LEADER_OR_FOLLOWER;
+        } else if (partition_high_watermark(w->p) >= w->target) {
+            if (repl_isr_size(w->p) < w->p->topic->settings.min_insync_replicas)
+                w->pr->ErrorCode = KERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
+        } else {
+            pending++;
+            continue;
+        }
+        w->done = true;
+        partition_remove_waiter(&w->w);
+    }
+    if (pending == 0)
+        produce_finish(op);
+}
+
+static void produce_wake(partition_waiter_t *pw)
+{
+    produce_wait_t *w = pw->arg;
+    if (pw->next == NULL)
+        w->gone = true; /* detached: the partition is going away */
+    evloop_defer(w->op->req->broker->loop, &w->op->recheck);
+}
+
+static void produce_timeout_cb(evloop_t *loop, ev_timer_t *t)
+{
+    (void)loop;
+    produce_op_t *op = t->arg;
+    for (int i = 0; i < op->nwaits; i++)
+        if (!op->waits[i].done)
+            op->waits[i].pr->ErrorCode = KERR_REQUEST_TIMED_OUT;
+    produce_finish(op);
+}
+
+static void produce_cancel(request_t *req) { produce_detach(req->op); }
+
+/* Parks the request until every appended partition's high watermark covers its append (or the
+ * request's timeout). Returns false when it cannot wait (answered at once then). */
+static bool produce_wait(request_t *req, int nwait)
+{
+    broker_t *b = req->broker;
+    ProduceRequest *r = req->body;
+    ProduceResponse *resp = req->resp;
+    produce_op_t *op = request_alloc(req, sizeof(*op));
+    produce_wait_t *waits = request_alloc(req, sizeof(*waits) * (size_t)nwait);
+    if (op == NULL || waits == NULL)
+        return false;
+    op->req = req;
+    op->waits = waits;
+    for (int32_t i = 0; i < resp->Responses.count; i++) {
+        ProduceResponse_TopicProduceResponse *tr = &resp->Responses.items[i];
+        ProduceRequest_TopicProduceData *td = &r->TopicData.items[i];
+        topic_t *tp = td->Name.len > 0 ? topics_find(b->topics, td->Name.ptr, (size_t)td->Name.len) : NULL;
+        for (int32_t j = 0; j < tr->PartitionResponses.count && op->nwaits < nwait; j++) {
+            ProduceResponse_PartitionProduceResponse *pr = &tr->PartitionResponses.items[j];
+            partition_t *p = topics_partition(tp, pr->Index);
+            if (p == NULL || pr->ErrorCode != KERR_NONE || partition_high_watermark(p) >= log_end_offset(p->log))
+                continue;
+            produce_wait_t *w = &waits[op->nwaits++];
+            w->op = op;
+            w->p = p;
+            w->pr = pr;
+            w->target = log_end_offset(p->log);
+            w->w.wake = produce_wake;
+            w->w.arg = w;
+            partition_add_hw_waiter(p, &w->w);
+        }
+    }
+    op->recheck.cb = produce_recheck_cb;
+    op->recheck.arg = op;
+    evloop_timer_init(&op->timer, produce_timeout_cb, op);
+    evloop_timer_start(b->loop, &op->timer, r->TimeoutMs > 0 ? r->TimeoutMs : 0);
+    req->op = op;
+    req->cancel = produce_cancel;
+    return true;
+}
+
 void handle_produce(request_t *req)
 {
     broker_t *b = req->broker;
@@ -156,6 +281,7 @@ void handle_produce(request_t *req)
     int64_t now_ms = evloop_wall_ms();
     bool bad_acks = r->Acks != 0 && r->Acks != 1 && r->Acks != -1;
     bool any_error = false;
+    int nwait = 0; /* acks=all partitions whose high watermark has not reached the append yet */
     buf_t scratch, rewritten;
     buf_init(&scratch);
     buf_init(&rewritten);
@@ -183,11 +309,11 @@ void handle_produce(request_t *req)
                 pr->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             } else if (b->cluster && (pr->ErrorCode = cluster_check_leader(b->cluster, tp, p->index)) != KERR_NONE) {
                 /* Cluster mode: another broker leads it; the client refreshes its metadata. */
-            } else if (r->Acks == -1 && tp->settings.min_insync_replicas > 1) {
-                /* The in-sync set of a single node is one replica. */
+            } else if (r->Acks == -1 && repl_isr_size(p) < tp->settings.min_insync_replicas) {
                 pr->ErrorCode = KERR_NOT_ENOUGH_REPLICAS;
-                pr->ErrorMessage = kstr_c("acks=all needs min.insync.replicas in-sync replicas; this broker "
-                                          "is the only replica");
+                pr->ErrorMessage = request_strf(req, "acks=all needs min.insync.replicas=%d in-sync replicas; "
+                                                "the ISR has %d", tp->settings.min_insync_replicas,
+                                                repl_isr_size(p));
             } else {
                 produce_result_t res =
                     produce_partition(req, tp, p, &pd->Records, &scratch, &rewritten, now_ms, &pr->BaseOffset);
@@ -197,6 +323,8 @@ void handle_produce(request_t *req)
                 if (res.error == KERR_NONE && tp->settings.log_append_time)
                     pr->LogAppendTimeMs = now_ms;
                 pr->LogStartOffset = log_start_offset(p->log);
+                if (res.error == KERR_NONE && r->Acks == -1 && partition_high_watermark(p) < log_end_offset(p->log))
+                    nwait++;
                 if (res.error != KERR_NONE)
                     LOG_DEBUG("produce", "%s-%d from %s: error %d (%s)", tp->name, p->index,
                               conn_peer(req->conn), res.error, res.message ? res.message : "");
@@ -216,5 +344,7 @@ void handle_produce(request_t *req)
             conn_close(c, "acks=0 produce failed");
         return;
     }
+    if (nwait > 0 && produce_wait(req, nwait))
+        return;
     request_respond(req);
 }

@@ -692,6 +692,39 @@ int log_append(log_t *l, uint8_t *batches, size_t len, int32_t leader_epoch, int
     return LOG_OK;
 }
 
+int log_append_replica(log_t *l, const uint8_t *batches, size_t len, int64_t now_ms, int64_t *next_offset)
+{
+    int64_t count;
+    if (!batches || len == 0 || len > INT32_MAX || segment_check_batches(batches, len, &count) != LOG_OK)
+        return LOG_ERR_INVALID;
+    int urc = log_use(l, l->nsegs - 1);
+    if (urc != LOG_OK)
+        return urc;
+    segment_t *s = active(l);
+    int64_t last = rb_last_offset(batches);
+    for (size_t pos = 0; pos < len; pos += (size_t)rb_total_size(batches + pos))
+        last = rb_last_offset(batches + pos);
+    int64_t grown = s->size + (int64_t)len;
+    bool full = s->size > 0 && (grown > l->cfg.segment_bytes || grown > INT32_MAX);
+    bool old = s->size > 0 && s->first_append_ms >= 0 && now_ms - s->first_append_ms > l->cfg.segment_ms;
+    bool rel_overflow = last - s->base_offset > INT32_MAX;
+    if (full || old || rel_overflow) {
+        int rc = roll(l);
+        if (rc != LOG_OK)
+            return rc;
+        s = active(l);
+    }
+    bool first_append = s->size == 0;
+    int rc = segment_append_as_is(s, batches, len, l->cfg.index_interval_bytes);
+    if (rc != LOG_OK)
+        return rc;
+    if (first_append)
+        s->first_append_ms = now_ms;
+    if (next_offset)
+        *next_offset = s->next_offset;
+    return LOG_OK;
+}
+
 /* ---------------------------------------------------------------- reads */
 
 static void region(log_read_t *out, const segment_t *s, const segment_batch_t *b, int64_t len)
@@ -818,6 +851,37 @@ int log_delete_records(log_t *l, int64_t offset)
     return LOG_OK;
 }
 
+/* Empties the log: one new segment at `offset`. */
+static int restart_at(log_t *l, int64_t offset)
+{
+    /* Create the new segment first so that a failure leaves the log as it was. */
+    segment_t s;
+    int rc = segment_create(l->dir, offset, &s);
+    if (rc != LOG_OK)
+        return rc;
+    for (int i = 0; i < l->nsegs; i++)
+        delete_segment(l, &l->segs[i], "truncated away");
+    l->segs[0] = s;
+    l->nsegs = 1;
+    l->cached = -1;
+    l->start_offset = offset;
+    l->recovery_point = offset;
+    l->dir_dirty = true;
+    return LOG_OK;
+}
+
+int log_restart_at(log_t *l, int64_t offset, int64_t *new_end)
+{
+    if (offset < 0)
+        return LOG_ERR_OUT_OF_RANGE;
+    int rc = restart_at(l, offset);
+    if (rc != LOG_OK)
+        return rc;
+    LOG_INFO("storage", "%s: emptied; the log now starts at offset %" PRId64, l->dir, offset);
+    *new_end = offset;
+    return LOG_OK;
+}
+
 int log_truncate_to(log_t *l, int64_t offset, int64_t *new_end)
 {
     if (offset < 0)
@@ -827,18 +891,9 @@ int log_truncate_to(log_t *l, int64_t offset, int64_t *new_end)
         return LOG_OK;
     }
     if (offset < l->segs[0].base_offset) {
-        /* Create the new segment first so that a failure leaves the log as it was. */
-        segment_t s;
-        int rc = segment_create(l->dir, offset, &s);
+        int rc = restart_at(l, offset);
         if (rc != LOG_OK)
             return rc;
-        for (int i = 0; i < l->nsegs; i++)
-            delete_segment(l, &l->segs[i], "truncated away");
-        l->segs[0] = s;
-        l->nsegs = 1;
-        l->cached = -1;
-        l->start_offset = offset;
-        l->dir_dirty = true;
     } else {
         int k = find_seg(l, offset);
         for (int i = k + 1; i < l->nsegs; i++)

@@ -97,6 +97,10 @@ void log_set_config(log_t *l, const log_config_t *cfg);
 int log_append(log_t *l, uint8_t *batches, size_t len, int32_t leader_epoch, int64_t now_ms,
                int64_t *first_offset, int64_t *next_offset);
 
+/* A follower's append (replication): whole batches exactly as the leader has them, offsets and
+ * leader epochs kept. Their offsets must lie at or past the log end and increase. Rolls as
+ * log_append does. *next_offset = log end after the append. */
+int log_append_replica(log_t *l, const uint8_t *batches, size_t len, int64_t now_ms, int64_t *next_offset);
 int64_t log_start_offset(const log_t *l);
 int64_t log_end_offset(const log_t *l); /* next offset to be assigned */
 int64_t log_size_bytes(const log_t *l); /* sum of segment .log sizes */
@@ -133,6 +137,9 @@ int log_delete_records(log_t *l, int64_t offset);
  * An offset below the first segment empties the log and restarts it at `offset`. */
 int log_truncate_to(log_t *l, int64_t offset, int64_t *new_end);
 
+/* Empties the log and restarts it at `offset`, which may lie past the log end (a follower whose
+ * leader deleted everything it had). */
+int log_restart_at(log_t *l, int64_t offset, int64_t *new_end);
 /* fdatasyncs every segment holding data past the recovery point (and the directory when segments
  * were created or deleted); the recovery point then becomes the log end. */
 int log_flush(log_t *l);

@@ -155,6 +155,13 @@ static void test_elect_leader(void)
     CHECK_EQ_INT(isr[0], 2);
     /* Already offline and still nobody: nothing changes. */
     CHECK(!zk_store_elect_leader(-1, isr1, 1, only3, 1, &next, isr, &n));
+    /* Live leader, a follower lost: it leaves the ISR, the leader stays. */
+    const int32_t no3[] = {1, 2};
+    CHECK(zk_store_elect_leader(2, isr3, 3, no3, 2, &next, isr, &n));
+    CHECK_EQ_INT(next, 2);
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(isr[0], 2);
+    CHECK_EQ_INT(isr[1], 1);
     /* Offline and the ISR member is back: it leads again. */
     const int32_t back[] = {3, 2};
     CHECK(zk_store_elect_leader(-1, isr1, 1, back, 2, &next, isr, &n));
