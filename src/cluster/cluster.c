@@ -38,6 +38,9 @@ struct cluster {
     uint64_t next_token;
     const broker_config_t *config;
     replication_t *repl;
+    void (*on_leadership)(void *arg, partition_t *p, bool leader);
+    void *on_leadership_arg;
+    int64_t internal_create_ms[2]; /* last creation attempt of __consumer_offsets, __transaction_state */
 };
 
 static uint32_t name_hash(const char *s)
@@ -320,6 +323,7 @@ int cluster_start(cluster_t *c, evloop_t *loop, topics_t *topics)
     c->repl = replication_new(loop, topics, c->config, c->broker_id, write_isr, c);
     if (c->repl == NULL)
         return -1;
+    replication_set_leadership_hook(c->repl, c->on_leadership, c->on_leadership_arg);
     c->io.fd = zk_store_event_fd(c->store);
     c->io.cb = io_cb;
     c->io.arg = c;
@@ -472,6 +476,51 @@ fail:
 }
 
 bool cluster_knows_topic(const cluster_t *c, const char *name) { return find_topic(c, name) != NULL; }
+
+void cluster_set_leadership_hook(cluster_t *c, void (*cb)(void *arg, partition_t *p, bool leader), void *arg)
+{
+    c->on_leadership = cb;
+    c->on_leadership_arg = arg;
+}
+
+static void internal_created(void *arg, int16_t error, const char *message)
+{
+    const char *name = arg;
+    if (error != KERR_NONE && error != KERR_TOPIC_ALREADY_EXISTS)
+        LOG_WARN("cluster", "creating %s: error %d (%s)", name, error, message);
+}
+
+bool cluster_ensure_internal_topic(cluster_t *c, const char *name, int32_t npartitions, int32_t rf,
+                                   int64_t segment_bytes)
+{
+    if (find_topic(c, name))
+        return topics_find(c->topics, name, strlen(name)) != NULL;
+    int k = strcmp(name, "__transaction_state") == 0;
+    int64_t now = evloop_now_ms(c->loop);
+    if (c->internal_create_ms[k] != 0 && now - c->internal_create_ms[k] < 5000)
+        return false;
+    c->internal_create_ms[k] = now;
+    topic_config_t *cfg = topic_config_new();
+    char seg[32], err[256];
+    snprintf(seg, sizeof(seg), "%lld", (long long)segment_bytes);
+    if (cfg == NULL || topic_config_set(cfg, "cleanup.policy", "compact", err, sizeof(err)) != 0 ||
+        topic_config_set(cfg, "segment.bytes", seg, err, sizeof(err)) != 0 ||
+        topic_config_set(cfg, "compression.type", "producer", err, sizeof(err)) != 0) {
+        topic_config_free(cfg);
+        return false;
+    }
+    int16_t e;
+    char msg[256];
+    /* The static name outlives the operation. */
+    const char *static_name = k ? "__transaction_state" : "__consumer_offsets";
+    if (cluster_create_topic(c, name, npartitions, rf, cfg, internal_created, (void *)static_name, &e, msg,
+                             sizeof(msg)) == NULL)
+        LOG_WARN("cluster", "cannot create %s yet: %s", name, msg);
+    else
+        LOG_INFO("cluster", "creating %s: %d partitions, replication factor %d", name, npartitions, rf);
+    topic_config_free(cfg);
+    return false;
+}
 
 void cluster_topic_config_changed(cluster_t *c, const topic_t *tp)
 {

@@ -80,6 +80,15 @@ cluster_op_t *cluster_delete_topic(cluster_t *c, const char *name,
 /* After a local config change of a topic ZooKeeper knows: stores its overrides in
  * /config/topics/<t> with a change notification, so every broker applies them. */
 void cluster_topic_config_changed(cluster_t *c, const topic_t *tp);
+/* leader(arg, p, true/false) when this broker starts or stops leading partition p; set before
+ * cluster_start. */
+void cluster_set_leadership_hook(cluster_t *c, void (*cb)(void *arg, partition_t *p, bool leader), void *arg);
+/* Creates an internal compacted topic (__consumer_offsets, __transaction_state) in ZooKeeper unless
+ * ZooKeeper has it or a creation is under way: replication factor rf (refused while fewer brokers
+ * are live, as Kafka does), cleanup.policy=compact, the given segment.bytes. Returns true when the
+ * topic exists in this broker's image. */
+bool cluster_ensure_internal_topic(cluster_t *c, const char *name, int32_t npartitions, int32_t rf,
+                                   int64_t segment_bytes);
 /* The requester went away: done will not be called. */
 void cluster_op_cancel(cluster_t *c, cluster_op_t *op);
 

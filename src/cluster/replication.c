@@ -85,6 +85,8 @@ struct replication {
     int nbrokers;
     ev_timer_t isr_timer;
     int64_t lag_max_ms;
+    repl_leadership_cb_t on_leadership;
+    void *on_leadership_arg;
     char client_id[64];
 };
 
@@ -811,11 +813,19 @@ void replication_apply(replication_t *r, partition_t *p, const zk_partition_t *z
                 fetcher_kick(f);
         }
         wake_hw_waiters(p); /* acks=all produces waiting here learn of the change */
+        if ((old == ROLE_LEADER) != (role == ROLE_LEADER) && r->on_leadership)
+            r->on_leadership(r->on_leadership_arg, p, role == ROLE_LEADER);
     }
     if (role == ROLE_LEADER && (changed || isr_changed)) {
         update_high_watermark(p);
         wake_hw_waiters(p);
     }
+}
+
+void replication_set_leadership_hook(replication_t *r, repl_leadership_cb_t cb, void *arg)
+{
+    r->on_leadership = cb;
+    r->on_leadership_arg = arg;
 }
 
 void replication_set_brokers(replication_t *r, const zk_broker_t *brokers, int n)

@@ -44,6 +44,11 @@ replication_t *replication_new(evloop_t *loop, topics_t *topics, const broker_co
 /* Closes the fetch connections; partitions keep their state until freed with their topics. */
 void replication_free(replication_t *r);
 
+/* Called when this broker becomes or stops being the leader of a partition (the group and
+ * transaction coordinators follow their internal topics' leadership). */
+typedef void (*repl_leadership_cb_t)(void *arg, partition_t *p, bool leader);
+void replication_set_leadership_hook(replication_t *r, repl_leadership_cb_t cb, void *arg);
+
 /* The live brokers changed (addresses of leaders to fetch from). */
 void replication_set_brokers(replication_t *r, const zk_broker_t *brokers, int n);
 /* ZooKeeper's state of one partition, after every snapshot: becomes leader, follower or neither;

@@ -110,6 +110,10 @@ struct group_coordinator {
     int ngroups;
     ev_timer_t expire_timer;
     buf_t scratch; /* decompression during load */
+    /* Cluster mode: groups live with the __consumer_offsets partitions this broker leads. */
+    bool cluster_mode;
+    uint8_t *owned; /* per partition: its groups are loaded here */
+    int32_t nowned;
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -552,6 +556,9 @@ int16_t group_coordinator_ensure_topic(group_coordinator_t *gc)
 {
     if (gc->topics == NULL)
         return KERR_NONE;
+    if (gc->cluster_mode) /* created through ZooKeeper (cluster_ensure_internal_topic) */
+        return topics_find(gc->topics, GROUP_LOG_TOPIC, strlen(GROUP_LOG_TOPIC)) ? KERR_NONE
+                                                                               : KERR_COORDINATOR_NOT_AVAILABLE;
     int64_t n = cfg_long(gc, "offsets.topic.num.partitions", 50);
     char err[256];
     int rc = topics_ensure_internal(gc->topics, GROUP_LOG_TOPIC, (int32_t)n,
@@ -1952,30 +1959,26 @@ static int load_partition(group_coordinator_t *gc, partition_t *p, int64_t *nbat
     return 0;
 }
 
-int group_coordinator_load(group_coordinator_t *gc)
+static int32_t group_partition_of(group_coordinator_t *gc, const group_t *g)
 {
-    if (gc->topics == NULL)
-        return 0;
-    topic_t *tp = topics_find(gc->topics, GROUP_LOG_TOPIC, strlen(GROUP_LOG_TOPIC));
-    if (tp == NULL)
-        return 0;
-    int rc = 0;
-    int64_t nbatches = 0;
-    for (int32_t i = 0; i < tp->npartitions; i++) {
-        partition_t *p = topics_partition(tp, i);
-        if (p && load_partition(gc, p, &nbatches) != 0)
-            rc = -1;
-    }
-    /* Settle the loaded groups: members are back until their sessions end. */
-    int ngroups = 0, nmembers = 0;
+    return group_coordinator_partition(gc, kstrn(g->id, g->id_len));
+}
+
+/* Loaded groups (all, or those of one partition) settle: members are back until their sessions
+ * end. Returns the number of groups kept; *members counts their members. */
+static int settle_groups(group_coordinator_t *gc, int32_t partition, int *members)
+{
+    int ngroups = 0;
     for (int i = 0; i < GROUP_HASH_SIZE; i++) {
         for (group_t *g = gc->buckets[i], *next; g; g = next) {
             next = g->hnext;
+            if (partition >= 0 && group_partition_of(gc, g) != partition)
+                continue;
             if (g->members && g->protocol_name) {
                 g->state = GS_STABLE;
                 for (group_member_t *m = g->members; m; m = m->next) {
                     member_touch(m);
-                    nmembers++;
+                    (*members)++;
                 }
                 /* Loaded members owe no SyncGroup. */
                 if (g->leader_id == NULL || member_find(g, kstr_c(g->leader_id)) == NULL)
@@ -1991,9 +1994,81 @@ int group_coordinator_load(group_coordinator_t *gc)
             ngroups++;
         }
     }
+    return ngroups;
+}
+
+int group_coordinator_load(group_coordinator_t *gc)
+{
+    if (gc->topics == NULL || gc->cluster_mode)
+        return 0;
+    topic_t *tp = topics_find(gc->topics, GROUP_LOG_TOPIC, strlen(GROUP_LOG_TOPIC));
+    if (tp == NULL)
+        return 0;
+    int rc = 0;
+    int64_t nbatches = 0;
+    for (int32_t i = 0; i < tp->npartitions; i++) {
+        partition_t *p = topics_partition(tp, i);
+        if (p && load_partition(gc, p, &nbatches) != 0)
+            rc = -1;
+    }
+    int nmembers = 0;
+    int ngroups = settle_groups(gc, -1, &nmembers);
     LOG_INFO("group", "loaded %d groups (%d members) from %" PRId64 " batches of %s", ngroups, nmembers,
              nbatches, GROUP_LOG_TOPIC);
     return rc;
+}
+
+void group_coordinator_set_cluster_mode(group_coordinator_t *gc) { gc->cluster_mode = true; }
+
+bool group_coordinator_owns(group_coordinator_t *gc, kstr_t group_id)
+{
+    if (!gc->cluster_mode)
+        return true;
+    int32_t p = group_coordinator_partition(gc, group_id);
+    return p >= 0 && p < gc->nowned && gc->owned[p];
+}
+
+void group_coordinator_elected(group_coordinator_t *gc, partition_t *p)
+{
+    if (!gc->cluster_mode || p->index < 0)
+        return;
+    if (p->index >= gc->nowned) {
+        int32_t n = p->topic->npartitions > p->index ? p->topic->npartitions : p->index + 1;
+        uint8_t *o = realloc(gc->owned, (size_t)n);
+        if (o == NULL)
+            return;
+        memset(o + gc->nowned, 0, (size_t)(n - gc->nowned));
+        gc->owned = o;
+        gc->nowned = n;
+    }
+    if (gc->owned[p->index])
+        return;
+    int64_t nbatches = 0;
+    int nmembers = 0;
+    if (load_partition(gc, p, &nbatches) != 0)
+        LOG_ERROR("group", "%s-%d: loaded what could be read", GROUP_LOG_TOPIC, p->index);
+    int ngroups = settle_groups(gc, p->index, &nmembers);
+    gc->owned[p->index] = 1;
+    LOG_INFO("group", "coordinating the groups of %s-%d: %d groups (%d members) from %" PRId64 " batches",
+             GROUP_LOG_TOPIC, p->index, ngroups, nmembers, nbatches);
+}
+
+void group_coordinator_resigned(group_coordinator_t *gc, int32_t partition)
+{
+    if (!gc->cluster_mode || partition < 0 || partition >= gc->nowned || !gc->owned[partition])
+        return;
+    gc->owned[partition] = 0;
+    int n = 0;
+    for (int i = 0; i < GROUP_HASH_SIZE; i++) {
+        for (group_t *g = gc->buckets[i], *next; g; g = next) {
+            next = g->hnext;
+            if (group_partition_of(gc, g) == partition) {
+                group_unlink_free(g); /* waiting members are told to find the coordinator again */
+                n++;
+            }
+        }
+    }
+    LOG_INFO("group", "no longer coordinating the groups of %s-%d (%d unloaded)", GROUP_LOG_TOPIC, partition, n);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -2025,5 +2100,6 @@ void group_coordinator_destroy(group_coordinator_t *gc)
         }
     }
     buf_free(&gc->scratch);
+    free(gc->owned);
     free(gc);
 }

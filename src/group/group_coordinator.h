@@ -70,6 +70,17 @@ group_coordinator_t *group_coordinator_create(evloop_t *loop, topics_t *topics,
  * unless they heartbeat. 0, or -1 when a partition could not be read (what was
  * read is kept). */
 int group_coordinator_load(group_coordinator_t *gc);
+/* Cluster mode: this broker coordinates only the groups of the __consumer_offsets partitions it
+ * leads; nothing is loaded at start-up (group_coordinator_load does nothing). */
+void group_coordinator_set_cluster_mode(group_coordinator_t *gc);
+/* Whether this broker coordinates the group (always on a single node). */
+bool group_coordinator_owns(group_coordinator_t *gc, kstr_t group_id);
+/* Cluster mode: this broker became the leader of __consumer_offsets partition p: replays it and
+ * coordinates its groups. */
+void group_coordinator_elected(group_coordinator_t *gc, partition_t *p);
+/* ...and no longer leads it: its groups are unloaded (waiting members answered with an error that
+ * sends them to the new coordinator). */
+void group_coordinator_resigned(group_coordinator_t *gc, int32_t partition);
 /* Answers every waiting request with COORDINATOR_NOT_AVAILABLE and frees everything. */
 void group_coordinator_destroy(group_coordinator_t *gc);
 /* Creates __consumer_offsets (offsets.topic.num.partitions partitions, compacted)

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster/cluster.h"
 #include "group/group_coordinator.h"
 #include "txn/txn_coordinator.h"
 #include "server/broker.h"
@@ -24,8 +25,27 @@
 /* Kafka's bits for READ, DELETE and DESCRIBE on a group (no ACLs here). */
 #define GROUP_AUTHORIZED_OPERATIONS ((1 << 3) | (1 << 6) | (1 << 8))
 
+/* Cluster mode: the internal topic exists in ZooKeeper and in this broker's image (it is created on
+ * first need, with Kafka's settings for it). */
+static bool cluster_internal_ready(broker_t *b, int8_t key_type)
+{
+    bool group = key_type == KEY_TYPE_GROUP;
+    const broker_config_t *c = b->config;
+    return cluster_ensure_internal_topic(
+        b->cluster, group ? "__consumer_offsets" : "__transaction_state",
+        (int32_t)broker_config_get_long(c, group ? "offsets.topic.num.partitions" : "transaction.state.log.num.partitions"),
+        (int32_t)broker_config_get_long(c, group ? "offsets.topic.replication.factor"
+                                                 : "transaction.state.log.replication.factor"),
+        broker_config_get_long(c, group ? "offsets.topic.segment.bytes" : "transaction.state.log.segment.bytes"));
+}
+
 static int16_t coordinator_for(broker_t *b, int8_t key_type, kstr_t *msg)
 {
+    if (b->cluster && (key_type == KEY_TYPE_GROUP || key_type == KEY_TYPE_TRANSACTION) &&
+        !cluster_internal_ready(b, key_type)) {
+        *msg = kstr_c("the coordinator's internal topic is being created");
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    }
     if (key_type == KEY_TYPE_GROUP) {
         if (b->groups == NULL || group_coordinator_ensure_topic(b->groups) != 0) {
             *msg = kstr_c("the group coordinator is not available");
@@ -44,18 +64,77 @@ static int16_t coordinator_for(broker_t *b, int8_t key_type, kstr_t *msg)
     return KERR_INVALID_REQUEST;
 }
 
-void handle_find_coordinator(request_t *req)
+/* The coordinator of a group when this broker is it: in cluster mode, the broker leading the
+ * group's __consumer_offsets partition (its groups loaded); else NULL with *err telling the client
+ * to look for it again. */
+static group_coordinator_t *group_for(request_t *req, kstr_t group_id, int16_t *err)
+{
+    group_coordinator_t *gc = req->broker->groups;
+    *err = KERR_NONE;
+    if (gc == NULL) {
+        *err = KERR_COORDINATOR_NOT_AVAILABLE;
+        return NULL;
+    }
+    if (!group_coordinator_owns(gc, group_id)) {
+        *err = KERR_NOT_COORDINATOR;
+        return NULL;
+    }
+    return gc;
+}
+
+/* Cluster mode: the leader of the key's partition of the internal topic. */
+static int16_t cluster_coordinator(broker_t *b, const char *internal_topic, int32_t partition, int32_t *node,
+                                   kstr_t *host, int32_t *port)
+{
+    const zk_partition_t *zp = cluster_partition(b->cluster, internal_topic, partition);
+    if (zp == NULL || zp->leader < 0)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    for (int i = 0; i < cluster_broker_count(b->cluster); i++) {
+        const zk_broker_t *br = cluster_broker_at(b->cluster, i);
+        if (br->id == zp->leader) {
+            *node = br->id;
+            *host = kstr_c(br->host);
+            *port = br->port;
+            return KERR_NONE;
+        }
+    }
+    return KERR_COORDINATOR_NOT_AVAILABLE;
+}
+
+/* Fills the coordinator of one key: this broker on a single node, else the partition leader. */
+static int16_t locate(request_t *req, int8_t key_type, kstr_t key, int32_t *node, kstr_t *host, int32_t *port,
+                      kstr_t *msg)
 {
     broker_t *b = req->broker;
+    int16_t err = coordinator_for(b, key_type, msg);
+    *node = -1;
+    *host = kstr_c("");
+    *port = -1;
+    if (err != KERR_NONE)
+        return err;
+    if (b->cluster == NULL) {
+        *node = b->node_id;
+        *host = kstr_c(b->advertised_host);
+        *port = b->advertised_port;
+        return KERR_NONE;
+    }
+    bool group = key_type == KEY_TYPE_GROUP;
+    int32_t partition = group ? group_coordinator_partition(b->groups, key)
+                              : txn_coordinator_partition(b->txns, key);
+    err = cluster_coordinator(b, group ? "__consumer_offsets" : "__transaction_state", partition, node, host, port);
+    if (err != KERR_NONE)
+        *msg = kstr_c("the coordinator's partition has no leader yet");
+    return err;
+}
+
+void handle_find_coordinator(request_t *req)
+{
     FindCoordinatorRequest *r = req->body;
     FindCoordinatorResponse *resp = req->resp;
     if (req->hdr.api_version < 4) {
         kstr_t msg = kstr_null();
-        resp->ErrorCode = coordinator_for(b, r->KeyType, &msg);
+        resp->ErrorCode = locate(req, r->KeyType, r->Key, &resp->NodeId, &resp->Host, &resp->Port, &msg);
         resp->ErrorMessage = msg;
-        resp->NodeId = resp->ErrorCode ? -1 : b->node_id;
-        resp->Host = kstr_c(resp->ErrorCode ? "" : b->advertised_host);
-        resp->Port = resp->ErrorCode ? -1 : b->advertised_port;
         request_respond(req);
         return;
     }
@@ -65,11 +144,8 @@ void handle_find_coordinator(request_t *req)
         FindCoordinatorResponse_Coordinator_init(c);
         c->Key = r->CoordinatorKeys.items[i];
         kstr_t msg = kstr_null();
-        c->ErrorCode = coordinator_for(b, r->KeyType, &msg);
+        c->ErrorCode = locate(req, r->KeyType, c->Key, &c->NodeId, &c->Host, &c->Port, &msg);
         c->ErrorMessage = msg;
-        c->NodeId = c->ErrorCode ? -1 : b->node_id;
-        c->Host = kstr_c(c->ErrorCode ? "" : b->advertised_host);
-        c->Port = c->ErrorCode ? -1 : b->advertised_port;
     }
     request_respond(req);
 }
@@ -140,11 +216,12 @@ void handle_join_group(request_t *req)
 {
     JoinGroupRequest *r = req->body;
     JoinGroupResponse *resp = req->resp;
-    group_coordinator_t *gc = req->broker->groups;
+    int16_t gerr;
+    group_coordinator_t *gc = group_for(req, r->GroupId, &gerr);
     int32_t np = r->Protocols.count > 0 ? r->Protocols.count : 0;
     group_protocol_in_t *protos = request_alloc(req, sizeof(*protos) * (size_t)(np > 0 ? np : 1));
     if (gc == NULL || protos == NULL) {
-        resp->ErrorCode = KERR_COORDINATOR_NOT_AVAILABLE;
+        resp->ErrorCode = gc ? KERR_COORDINATOR_NOT_AVAILABLE : gerr;
         resp->MemberId = r->MemberId;
         request_respond(req);
         return;
@@ -199,12 +276,13 @@ void handle_sync_group(request_t *req)
 {
     SyncGroupRequest *r = req->body;
     SyncGroupResponse *resp = req->resp;
-    group_coordinator_t *gc = req->broker->groups;
+    int16_t gerr;
+    group_coordinator_t *gc = group_for(req, r->GroupId, &gerr);
     int32_t na = r->Assignments.count > 0 ? r->Assignments.count : 0;
     group_assignment_in_t *as = request_alloc(req, sizeof(*as) * (size_t)(na > 0 ? na : 1));
     group_op_t *op = gc && as ? group_op_new(req, sync_done) : NULL;
     if (op == NULL) {
-        resp->ErrorCode = KERR_COORDINATOR_NOT_AVAILABLE;
+        resp->ErrorCode = gc ? KERR_COORDINATOR_NOT_AVAILABLE : gerr;
         request_respond(req);
         return;
     }
@@ -231,9 +309,9 @@ void handle_heartbeat(request_t *req)
 {
     HeartbeatRequest *r = req->body;
     HeartbeatResponse *resp = req->resp;
-    group_coordinator_t *gc = req->broker->groups;
-    resp->ErrorCode = gc ? group_heartbeat(gc, r->GroupId, r->GenerationId, r->MemberId, r->GroupInstanceId)
-                         : KERR_COORDINATOR_NOT_AVAILABLE;
+    int16_t gerr;
+    group_coordinator_t *gc = group_for(req, r->GroupId, &gerr);
+    resp->ErrorCode = gc ? group_heartbeat(gc, r->GroupId, r->GenerationId, r->MemberId, r->GroupInstanceId) : gerr;
     request_respond(req);
 }
 
@@ -241,9 +319,10 @@ void handle_leave_group(request_t *req)
 {
     LeaveGroupRequest *r = req->body;
     LeaveGroupResponse *resp = req->resp;
-    group_coordinator_t *gc = req->broker->groups;
+    int16_t gerr;
+    group_coordinator_t *gc = group_for(req, r->GroupId, &gerr);
     if (gc == NULL) {
-        resp->ErrorCode = KERR_COORDINATOR_NOT_AVAILABLE;
+        resp->ErrorCode = gerr;
         request_respond(req);
         return;
     }
@@ -315,11 +394,13 @@ void handle_offset_commit(request_t *req)
         .member_id = v >= 1 && r->MemberId.len >= 0 ? r->MemberId : kstr_c(""),
         .instance_id = v >= 7 ? r->GroupInstanceId : kstr_null(),
     };
-    if (b->groups)
-        group_commit(b->groups, &p, items, n);
+    int16_t gerr;
+    group_coordinator_t *gc = group_for(req, r->GroupId, &gerr);
+    if (gc)
+        group_commit(gc, &p, items, n);
     else
         for (int i = 0; i < n; i++)
-            items[i].error = KERR_COORDINATOR_NOT_AVAILABLE;
+            items[i].error = gerr;
     k = 0;
     for (int32_t i = 0; i < r->Topics.count; i++) {
         OffsetCommitRequest_OffsetCommitRequestTopic *t = &r->Topics.items[i];
@@ -359,7 +440,8 @@ static fetched_t fetch_one(group_coordinator_t *gc, kstr_t group, kstr_t topic, 
 /* Every committed offset of a group, in the arena, sorted by topic then partition. */
 static int fetch_all(request_t *req, kstr_t group, group_offset_view_t **out)
 {
-    group_coordinator_t *gc = req->broker->groups;
+    int16_t gerr;
+    group_coordinator_t *gc = group_for(req, group, &gerr);
     int n = gc ? group_fetch_all_offsets(gc, group, NULL, 0) : 0;
     *out = request_alloc(req, sizeof(**out) * (size_t)(n > 0 ? n : 1));
     if (*out == NULL)
@@ -382,8 +464,9 @@ static void offset_fetch_single(request_t *req)
 {
     OffsetFetchRequest *r = req->body;
     OffsetFetchResponse *resp = req->resp;
-    group_coordinator_t *gc = req->broker->groups;
-    resp->ErrorCode = gc ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE;
+    int16_t gerr;
+    group_coordinator_t *gc = group_for(req, r->GroupId, &gerr);
+    resp->ErrorCode = gerr;
     if (r->Topics.count < 0) {
         group_offset_view_t *all;
         int n = fetch_all(req, r->GroupId, &all);
@@ -430,7 +513,7 @@ static void offset_fetch_single(request_t *req)
             p->CommittedOffset = f.offset;
             p->CommittedLeaderEpoch = f.epoch;
             p->Metadata = f.metadata;
-            p->ErrorCode = gc ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE;
+            p->ErrorCode = gerr;
         }
     }
     request_respond(req);
@@ -441,14 +524,13 @@ static void offset_fetch_groups(request_t *req)
 {
     OffsetFetchRequest *r = req->body;
     OffsetFetchResponse *resp = req->resp;
-    group_coordinator_t *gc = req->broker->groups;
     REQUEST_ARRAY(req, resp->Groups, r->Groups.count);
     for (int32_t g = 0; g < resp->Groups.count; g++) {
         OffsetFetchRequest_OffsetFetchRequestGroup *in = &r->Groups.items[g];
         OffsetFetchResponse_OffsetFetchResponseGroup *out = &resp->Groups.items[g];
         OffsetFetchResponse_OffsetFetchResponseGroup_init(out);
         out->GroupId = in->GroupId;
-        out->ErrorCode = gc ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE;
+        group_coordinator_t *gc = group_for(req, in->GroupId, &out->ErrorCode);
         if (in->Topics.count < 0) {
             group_offset_view_t *all;
             int n = fetch_all(req, in->GroupId, &all);
@@ -557,17 +639,15 @@ void handle_describe_groups(request_t *req)
 {
     DescribeGroupsRequest *r = req->body;
     DescribeGroupsResponse *resp = req->resp;
-    group_coordinator_t *gc = req->broker->groups;
     REQUEST_ARRAY(req, resp->Groups, r->Groups.count);
     for (int32_t i = 0; i < resp->Groups.count; i++) {
         DescribeGroupsResponse_DescribedGroup *g = &resp->Groups.items[i];
         DescribeGroupsResponse_DescribedGroup_init(g);
         g->GroupId = r->Groups.items[i];
         g->AuthorizedOperations = r->IncludeAuthorizedOperations ? GROUP_AUTHORIZED_OPERATIONS : INT32_MIN;
-        if (gc == NULL) {
-            g->ErrorCode = KERR_COORDINATOR_NOT_AVAILABLE;
+        group_coordinator_t *gc = group_for(req, g->GroupId, &g->ErrorCode);
+        if (gc == NULL)
             continue;
-        }
         group_description_t d;
         int n = group_describe(gc, g->GroupId, &d, NULL, 0);
         group_member_view_t *ms = request_alloc(req, sizeof(*ms) * (size_t)(n > 0 ? n : 1));
@@ -599,13 +679,14 @@ void handle_delete_groups(request_t *req)
 {
     DeleteGroupsRequest *r = req->body;
     DeleteGroupsResponse *resp = req->resp;
-    group_coordinator_t *gc = req->broker->groups;
     REQUEST_ARRAY(req, resp->Results, r->GroupsNames.count);
     for (int32_t i = 0; i < resp->Results.count; i++) {
         DeleteGroupsResponse_DeletableGroupResult *g = &resp->Results.items[i];
         DeleteGroupsResponse_DeletableGroupResult_init(g);
         g->GroupId = r->GroupsNames.items[i];
-        g->ErrorCode = gc ? group_delete(gc, g->GroupId) : KERR_COORDINATOR_NOT_AVAILABLE;
+        group_coordinator_t *gc = group_for(req, g->GroupId, &g->ErrorCode);
+        if (gc)
+            g->ErrorCode = group_delete(gc, g->GroupId);
     }
     request_respond(req);
 }
@@ -614,13 +695,14 @@ void handle_offset_delete(request_t *req)
 {
     OffsetDeleteRequest *r = req->body;
     OffsetDeleteResponse *resp = req->resp;
-    group_coordinator_t *gc = req->broker->groups;
+    int16_t gerr;
+    group_coordinator_t *gc = group_for(req, r->GroupId, &gerr);
     int n = 0;
     for (int32_t i = 0; i < r->Topics.count; i++)
         n += r->Topics.items[i].Partitions.count > 0 ? r->Topics.items[i].Partitions.count : 0;
     group_offset_delete_item_t *items = request_alloc(req, sizeof(*items) * (size_t)(n > 0 ? n : 1));
     if (gc == NULL || items == NULL) {
-        resp->ErrorCode = KERR_COORDINATOR_NOT_AVAILABLE;
+        resp->ErrorCode = gc ? KERR_COORDINATOR_NOT_AVAILABLE : gerr;
         resp->Topics.count = 0;
         request_respond(req);
         return;

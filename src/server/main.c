@@ -267,6 +267,18 @@ static int broker_configure(broker_t *b, int argc, char **argv, char *err, size_
     return 0;
 }
 
+/* Cluster mode: the coordinators follow the leadership of their internal topics' partitions. */
+static void on_leadership(void *arg, partition_t *p, bool leader)
+{
+    broker_t *b = arg;
+    if (b->groups && strcmp(p->topic->name, "__consumer_offsets") == 0) {
+        if (leader)
+            group_coordinator_elected(b->groups, p);
+        else
+            group_coordinator_resigned(b->groups, p->index);
+    }
+}
+
 int main(int argc, char **argv)
 {
     broker_t b;
@@ -338,6 +350,8 @@ int main(int argc, char **argv)
     }
     /* Groups and committed offsets come back from __consumer_offsets. */
     b.groups = group_coordinator_create(b.loop, b.topics, b.config);
+    if (b.groups && b.cluster) /* groups follow the leadership of __consumer_offsets partitions */
+        group_coordinator_set_cluster_mode(b.groups);
     if (b.groups == NULL || group_coordinator_load(b.groups) != 0)
         LOG_ERROR("server", "the group coordinator could not load everything from __consumer_offsets");
     /* Producer-id blocks and transactions (__transaction_state). */
@@ -401,6 +415,8 @@ int main(int argc, char **argv)
     g_cleaner_io.arg = &b;
     if (g_cleaner_io.fd >= 0 && evloop_io_add(b.loop, &g_cleaner_io, EPOLLIN) != 0)
         LOG_ERROR("server", "cannot watch the log cleaner: %s", strerror(errno));
+    if (b.cluster)
+        cluster_set_leadership_hook(b.cluster, on_leadership, &b);
     if (b.cluster && cluster_start(b.cluster, b.loop, b.topics) != 0) {
         LOG_ERROR("server", "cannot start following ZooKeeper: %s", strerror(errno));
         return 1;

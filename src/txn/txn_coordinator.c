@@ -106,6 +106,14 @@ int32_t txn_partition_for(const char *id, size_t len, int32_t npartitions)
     return group_log_partition_for(id, len, npartitions);
 }
 
+int32_t txn_coordinator_partition(txn_coordinator_t *tc, kstr_t transactional_id)
+{
+    topic_t *tp = tc->topics ? topics_find(tc->topics, TXN_LOG_TOPIC, strlen(TXN_LOG_TOPIC)) : NULL;
+    int32_t n = tp ? tp->npartitions : (int32_t)cfg_long(tc, "transaction.state.log.num.partitions", 50);
+    return txn_partition_for(transactional_id.ptr ? transactional_id.ptr : "",
+                             (size_t)(transactional_id.len > 0 ? transactional_id.len : 0), n);
+}
+
 /* ---------------------------------------------------------------- producer ids */
 
 static int pid_block_write(txn_coordinator_t *tc, int64_t limit)

@@ -137,6 +137,9 @@ void txn_foreach(txn_coordinator_t *tc, void (*cb)(void *arg, const txn_view_t *
 
 /* The __transaction_state partition of a transactional id among npartitions. */
 int32_t txn_partition_for(const char *id, size_t len, int32_t npartitions);
+/* The __transaction_state partition of a transactional id (the topic's partition count when it
+ * exists, else transaction.state.log.num.partitions). */
+int32_t txn_coordinator_partition(txn_coordinator_t *tc, kstr_t transactional_id);
 
 /* Record codec (exposed for tests). */
 void txn_log_put_key(buf_t *b, kstr_t id);
