@@ -358,6 +358,8 @@ int main(int argc, char **argv)
     char txn_meta[4096];
     snprintf(txn_meta, sizeof(txn_meta), "%s/runnel-metadata", b.log_dirs[0]);
     b.txns = txn_coordinator_create(b.loop, b.topics, b.groups, b.config, txn_meta);
+    if (b.txns && b.cluster)
+        txn_coordinator_set_cluster_mode(b.txns, b.node_id);
     if (b.txns == NULL || txn_coordinator_load(b.txns) != 0)
         LOG_ERROR("server", "the transaction coordinator could not load everything");
     net_limits_t limits = {

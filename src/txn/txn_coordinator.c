@@ -57,6 +57,7 @@ struct txn_coordinator {
     char *pid_path;
     int64_t next_pid, pid_limit;
     bool pid_failed;
+    int32_t pid_tag; /* cluster mode: this broker's id, in the low bits of every producer id; -1 */
     txn_t *buckets[TXN_HASH_SIZE];
     int ntxns;
     ev_timer_t abort_timer;
@@ -166,7 +167,17 @@ int64_t txn_next_producer_id(txn_coordinator_t *tc)
             return -1;
         tc->pid_limit += TXN_PID_BLOCK_SIZE;
     }
-    return tc->next_pid++;
+    if (tc->pid_tag < 0)
+        return tc->next_pid++;
+    /* Every broker hands out producer ids: its id in the low bits keeps them apart. */
+    if (tc->next_pid >= ((int64_t)1 << 42))
+        return -1;
+    return tc->next_pid++ * TXN_PID_TAG_SPACE + tc->pid_tag;
+}
+
+void txn_coordinator_set_cluster_mode(txn_coordinator_t *tc, int32_t broker_id)
+{
+    tc->pid_tag = broker_id >= 0 && broker_id < TXN_PID_TAG_SPACE ? broker_id : broker_id % TXN_PID_TAG_SPACE;
 }
 
 /* ---------------------------------------------------------------- record format */
@@ -926,8 +937,9 @@ static void load_record(txn_coordinator_t *tc, const rb_record_t *rec)
     for (int i = 0; i < v.n_partitions; i++)
         txn_add_part(t, parts[i].topic, parts[i].partition);
     free(parts);
-    /* Producer ids handed out before are never handed out again. */
-    if (t->pid >= tc->next_pid) {
+    /* Producer ids handed out before are never handed out again (in cluster mode the broker's tag
+     * keeps them apart, and the block file alone moves the local sequence). */
+    if (tc->pid_tag < 0 && t->pid >= tc->next_pid) {
         tc->next_pid = t->pid + 1;
         if (tc->next_pid > tc->pid_limit) {
             tc->pid_limit = tc->next_pid;
@@ -1020,6 +1032,7 @@ txn_coordinator_t *txn_coordinator_create(evloop_t *loop, topics_t *topics, stru
     tc->loop = loop;
     tc->topics = topics;
     tc->groups = groups;
+    tc->pid_tag = -1;
     tc->config = config;
     tc->pid_limit = TXN_PID_BLOCK_SIZE;
     buf_init(&tc->scratch);

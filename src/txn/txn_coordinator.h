@@ -136,6 +136,10 @@ int txn_describe(txn_coordinator_t *tc, kstr_t transactional_id, txn_view_t *out
 void txn_foreach(txn_coordinator_t *tc, void (*cb)(void *arg, const txn_view_t *v), void *arg);
 
 /* The __transaction_state partition of a transactional id among npartitions. */
+/* Cluster mode: producer ids are sequence * TXN_PID_TAG_SPACE + (broker id % TXN_PID_TAG_SPACE), so
+ * brokers handing out ids on their own never collide. Call before txn_coordinator_load. */
+#define TXN_PID_TAG_SPACE 1048576
+void txn_coordinator_set_cluster_mode(txn_coordinator_t *tc, int32_t broker_id);
 int32_t txn_partition_for(const char *id, size_t len, int32_t npartitions);
 /* The __transaction_state partition of a transactional id (the topic's partition count when it
  * exists, else transaction.state.log.num.partitions). */
