@@ -387,6 +387,10 @@ const zk_partition_t *cluster_partition(const cluster_t *c, const char *topic, i
 
 int16_t cluster_check_leader(const cluster_t *c, const topic_t *tp, int32_t partition)
 {
+    /* Until the first snapshot this broker cannot know what it leads: a restarted broker must not
+     * take writes for partitions that moved on while it was away. */
+    if (c->snapshot == NULL)
+        return KERR_NOT_LEADER_OR_FOLLOWER;
     const zk_partition_t *zp = cluster_partition(c, tp->name, partition);
     if (zp == NULL)
         return KERR_NONE;
