@@ -978,6 +978,76 @@ static void test_truncate_to(void)
     log_close(l);
 }
 
+/* One batch of nrec records with the given base offset and leader epoch, as a leader holds it. */
+static void leader_batch(buf_t *b, int64_t base, int32_t epoch, int nrec)
+{
+    size_t start = b->len;
+    put_batch(b, nrec, 20, 1000, 1);
+    be_put64(b->data + start, (uint64_t)base);
+    be_put32(b->data + start + RB_OFF_LEADER_EPOCH, (uint32_t)epoch);
+}
+
+static void test_append_replica(void)
+{
+    char dir[512], path[600];
+    pdir(dir, sizeof(dir), "replica-0");
+    int64_t S = batch_size(2, 20);
+    log_config_t cfg = cfg_with(2 * S, 0, 0);
+    log_t *l;
+    CHECK_EQ_INT(log_open(dir, &cfg, 0, -1, &l), LOG_OK);
+    buf_t b;
+    buf_init(&b);
+    leader_batch(&b, 0, 4, 2);
+    leader_batch(&b, 2, 5, 2);
+    int64_t next;
+    CHECK_EQ_INT(log_append_replica(l, b.data, b.len, 0, &next), LOG_OK);
+    CHECK_EQ_INT(next, 4);
+    /* Offsets and epochs stay as the leader wrote them (a gap left by compaction too). */
+    b.len = 0;
+    leader_batch(&b, 10, 5, 2);
+    CHECK_EQ_INT(log_append_replica(l, b.data, b.len, 0, &next), LOG_OK);
+    CHECK_EQ_INT(next, 12);
+    CHECK_EQ_INT(log_segment_count(l), 2); /* rolled at segment.bytes */
+    log_read_t r;
+    CHECK_EQ_INT(log_read(l, 2, 1 << 20, true, &r), LOG_OK);
+    CHECK_EQ_INT(r.first_batch_base, 2);
+    uint8_t h[RB_HEADER_SIZE];
+    CHECK_EQ_INT(pread(r.fd, h, sizeof(h), r.position), (ssize_t)sizeof(h));
+    CHECK_EQ_INT(rb_leader_epoch(h), 5);
+    CHECK_EQ_INT(log_read(l, 10, 1 << 20, true, &r), LOG_OK);
+    CHECK_EQ_INT(r.first_batch_base, 10);
+    /* Behind the log end, or out of order: refused, nothing written. */
+    b.len = 0;
+    leader_batch(&b, 11, 5, 2);
+    CHECK_EQ_INT(log_append_replica(l, b.data, b.len, 0, &next), LOG_ERR_INVALID);
+    CHECK_EQ_INT(log_end_offset(l), 12);
+    log_close(l);
+    /* Reopened, the log ends where the leader's batches did. */
+    CHECK_EQ_INT(log_open(dir, &cfg, 0, -1, &l), LOG_OK);
+    CHECK_EQ_INT(log_end_offset(l), 12);
+    /* A follower behind its leader's log start empties its log and restarts there. */
+    int64_t end;
+    CHECK_EQ_INT(log_restart_at(l, 40, &end), LOG_OK);
+    CHECK_EQ_INT(end, 40);
+    CHECK_EQ_INT(log_start_offset(l), 40);
+    CHECK_EQ_INT(log_end_offset(l), 40);
+    CHECK_EQ_INT(log_segment_count(l), 1);
+    seg_file(path, sizeof(path), dir, 40, ".log");
+    CHECK(exists(path));
+    seg_file(path, sizeof(path), dir, 0, ".log");
+    CHECK(!exists(path));
+    b.len = 0;
+    leader_batch(&b, 40, 6, 2);
+    CHECK_EQ_INT(log_append_replica(l, b.data, b.len, 0, &next), LOG_OK);
+    CHECK_EQ_INT(next, 42);
+    buf_free(&b);
+    log_close(l);
+    CHECK_EQ_INT(log_open(dir, &cfg, 0, -1, &l), LOG_OK);
+    CHECK_EQ_INT(log_start_offset(l), 40);
+    CHECK_EQ_INT(log_end_offset(l), 42);
+    log_close(l);
+}
+
 static void test_flush_and_remove(void)
 {
     char dir[512];
@@ -1287,6 +1357,7 @@ int main(void)
     RUN_TEST(test_garbage_files);
     RUN_TEST(test_delete_records);
     RUN_TEST(test_truncate_to);
+    RUN_TEST(test_append_replica);
     RUN_TEST(test_flush_and_remove);
     RUN_TEST(test_checkpoint);
     RUN_TEST(test_retention_time);
