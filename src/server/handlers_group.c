@@ -346,6 +346,96 @@ void handle_leave_group(request_t *req)
 
 /* ---- OffsetCommit ---- */
 
+/* Cluster mode: a commit is answered once the ISR of the group's __consumer_offsets partition has
+ * it (Kafka's offsets.commit.required.acks=-1), so a coordinator failover cannot lose it. */
+typedef struct commit_wait {
+    request_t *req;
+    partition_t *p;
+    int64_t target;
+    bool gone;
+    partition_waiter_t w;
+    ev_timer_t timer;
+    ev_defer_t recheck;
+} commit_wait_t;
+
+static void commit_wait_finish(commit_wait_t *cw, int16_t error)
+{
+    request_t *req = cw->req;
+    partition_remove_waiter(&cw->w);
+    evloop_timer_stop(req->broker->loop, &cw->timer);
+    evloop_defer_cancel(req->broker->loop, &cw->recheck);
+    req->cancel = NULL;
+    OffsetCommitResponse *resp = req->resp;
+    for (int32_t i = 0; error != KERR_NONE && i < resp->Topics.count; i++)
+        for (int32_t j = 0; j < resp->Topics.items[i].Partitions.count; j++)
+            if (resp->Topics.items[i].Partitions.items[j].ErrorCode == KERR_NONE)
+                resp->Topics.items[i].Partitions.items[j].ErrorCode = error;
+    request_respond(req);
+}
+
+static void commit_recheck_cb(evloop_t *loop, ev_defer_t *d)
+{
+    (void)loop;
+    commit_wait_t *cw = d->arg;
+    if (cw->gone)
+        commit_wait_finish(cw, KERR_NOT_COORDINATOR);
+    else if (partition_high_watermark(cw->p) >= cw->target)
+        commit_wait_finish(cw, KERR_NONE);
+    else if (!group_coordinator_owns(cw->req->broker->groups, ((OffsetCommitRequest *)cw->req->body)->GroupId))
+        commit_wait_finish(cw, KERR_NOT_COORDINATOR);
+}
+
+static void commit_wake(partition_waiter_t *w)
+{
+    commit_wait_t *cw = w->arg;
+    if (w->next == NULL)
+        cw->gone = true; /* the partition is going away */
+    evloop_defer(cw->req->broker->loop, &cw->recheck);
+}
+
+static void commit_timeout_cb(evloop_t *loop, ev_timer_t *t)
+{
+    (void)loop;
+    commit_wait_finish(t->arg, KERR_REQUEST_TIMED_OUT);
+}
+
+static void commit_cancel(request_t *req)
+{
+    commit_wait_t *cw = req->op;
+    partition_remove_waiter(&cw->w);
+    evloop_timer_stop(req->broker->loop, &cw->timer);
+    evloop_defer_cancel(req->broker->loop, &cw->recheck);
+}
+
+/* Parks the answer until the high watermark covers the commit; false when there is nothing to
+ * wait for. */
+static bool commit_wait(request_t *req, group_coordinator_t *gc, kstr_t group_id)
+{
+    broker_t *b = req->broker;
+    if (b->cluster == NULL)
+        return false;
+    topic_t *tp = topics_find(b->topics, "__consumer_offsets", strlen("__consumer_offsets"));
+    partition_t *p = topics_partition(tp, group_coordinator_partition(gc, group_id));
+    if (p == NULL || partition_high_watermark(p) >= log_end_offset(p->log))
+        return false;
+    commit_wait_t *cw = request_alloc(req, sizeof(*cw));
+    if (cw == NULL)
+        return false;
+    cw->req = req;
+    cw->p = p;
+    cw->target = log_end_offset(p->log);
+    cw->w.wake = commit_wake;
+    cw->w.arg = cw;
+    partition_add_hw_waiter(p, &cw->w);
+    cw->recheck.cb = commit_recheck_cb;
+    cw->recheck.arg = cw;
+    evloop_timer_init(&cw->timer, commit_timeout_cb, cw);
+    evloop_timer_start(b->loop, &cw->timer, broker_config_get_long(b->config, "offsets.commit.timeout.ms"));
+    req->op = cw;
+    req->cancel = commit_cancel;
+    return true;
+}
+
 void handle_offset_commit(request_t *req)
 {
     OffsetCommitRequest *r = req->body;
@@ -414,6 +504,8 @@ void handle_offset_commit(request_t *req)
         }
         k += t->Partitions.count > 0 ? t->Partitions.count : 0;
     }
+    if (gc && n > 0 && commit_wait(req, gc, r->GroupId))
+        return;
     request_respond(req);
 }
 
