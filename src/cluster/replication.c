@@ -223,9 +223,17 @@ void repl_leader_appended(partition_t *p) { update_high_watermark(p); }
 void repl_end_offset_for(partition_t *p, int32_t requested_epoch, int32_t *epoch, int64_t *end_offset)
 {
     if (p->repl == NULL) {
-        /* A single replica leads at its one epoch from the start of its log. */
-        *epoch = requested_epoch >= p->leader_epoch ? p->leader_epoch : -1;
-        *end_offset = *epoch >= 0 ? log_end_offset(p->log) : -1;
+        /* A single replica leads at its one epoch from the start of its log (Kafka's cache
+         * answers an older epoch with where the first known one starts). */
+        *epoch = -1;
+        *end_offset = -1;
+        if (requested_epoch == p->leader_epoch) {
+            *epoch = p->leader_epoch;
+            *end_offset = log_end_offset(p->log);
+        } else if (requested_epoch >= 0 && requested_epoch < p->leader_epoch) {
+            *epoch = requested_epoch;
+            *end_offset = log_start_offset(p->log);
+        }
         return;
     }
     lec_end_offset_for(p->repl->lec, requested_epoch, log_end_offset(p->log), epoch, end_offset);

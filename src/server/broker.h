@@ -122,6 +122,7 @@ void handle_delete_groups(request_t *req);
 void handle_offset_delete(request_t *req);
 void handle_describe_log_dirs(request_t *req);
 void handle_delete_records(request_t *req);
+void handle_offset_for_leader_epoch(request_t *req); /* handlers_epochs.c */
 /* handlers_txn.c */
 void handle_init_producer_id(request_t *req);
 void handle_add_partitions_to_txn(request_t *req);

@@ -85,7 +85,7 @@ static int16_t list_offset(partition_t *p, int64_t ts, int64_t *offset, int64_t 
     switch (ts) {
     case LIST_OFFSETS_LATEST:
     case LIST_OFFSETS_LATEST_TIERED:
-        *offset = log_end_offset(log);
+        *offset = partition_high_watermark(p); /* what consumers may read */
         return KERR_NONE;
     case LIST_OFFSETS_EARLIEST:
     case LIST_OFFSETS_EARLIEST_LOCAL:
@@ -158,7 +158,7 @@ void handle_list_offsets(request_t *req)
             /* read_committed (v2+): the latest offset is the last stable offset (src/txn/). */
             if (pr->ErrorCode == KERR_NONE && v >= 2 && r->IsolationLevel == 1 &&
                 (pq->Timestamp == LIST_OFFSETS_LATEST || pq->Timestamp == LIST_OFFSETS_LATEST_TIERED))
-                pr->Offset = ptxn_last_stable_offset(p);
+                pr->Offset = ptxn_last_stable_offset(p) < pr->Offset ? ptxn_last_stable_offset(p) : pr->Offset;
             pr->LeaderEpoch = p->leader_epoch;
             if (v == 0) {
                 /* v0 answers a list of offsets (at most MaxNumOffsets). */
@@ -199,7 +199,7 @@ void handle_delete_records(request_t *req)
                 pr->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
-            int64_t hw = log_end_offset(p->log);
+            int64_t hw = partition_high_watermark(p);
             int64_t target = pq->Offset == -1 ? hw : pq->Offset;
             if (target < 0 || target > hw) {
                 pr->ErrorCode = KERR_OFFSET_OUT_OF_RANGE;
