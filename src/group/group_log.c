@@ -69,8 +69,11 @@ int32_t group_log_partition_for(const char *group, size_t len, int32_t npartitio
 {
     if (npartitions <= 0)
         return 0;
-    uint32_t h = (uint32_t)group_log_java_hash(group, len) & 0x7fffffffu;
-    return (int32_t)(h % (uint32_t)npartitions);
+    /* Kafka's Utils.abs(hashCode) % n: the absolute value, with MIN_VALUE mapped to 0 (not the
+     * hash & 0x7fffffff of Utils.toPositive, which differs for negative hashes). */
+    int32_t h = group_log_java_hash(group, len);
+    uint32_t a = h == INT32_MIN ? 0u : (uint32_t)(h < 0 ? -h : h);
+    return (int32_t)(a % (uint32_t)npartitions);
 }
 
 /* ---- reading ---- */

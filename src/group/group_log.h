@@ -26,7 +26,7 @@
  *
  * The coordinator partition of a group is abs(String.hashCode(group)) % N,
  * with Java's hashCode over the UTF-16 code units of the group id and Kafka's
- * abs (h & 0x7fffffff).
+ * Utils.abs (the absolute value; Integer.MIN_VALUE gives 0).
  *
  * Decoders never read out of bounds: malformed input is a -1 return.
  */
