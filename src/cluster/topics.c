@@ -19,6 +19,7 @@
 #include "cluster/replication.h"
 #include "storage/checkpoint.h"
 #include "storage/cleaner.h"
+#include "storage/flusher.h"
 #include "txn/producer_state.h"
 
 #define TOPICS_HASH_SIZE 4096
@@ -31,6 +32,7 @@ struct topics {
     int *dir_partition_count; /* per log dir, to place new partitions */
     char meta_dir[PATH_MAX];
     cleaner_t *cleaner;        /* NULL with log.cleaner.enable=false */
+    flusher_t *flusher;        /* flush.messages flushes off the loop; created at first use */
     int64_t next_retention_ms; /* monotonic clock of the next retention check */
     int64_t next_clean_ms;     /* ... and of the next look for a log to clean */
 };
@@ -377,6 +379,7 @@ static partition_t *partition_open(topics_t *t, topic_t *tp, int32_t index, offs
     log_set_cleaner_checkpoint(p->log, cleaner_cp);
     t->dir_partition_count[p->log_dir_index]++;
     partition_write_metadata_files(tp, p);
+    p->flushed_offset = p->flush_wanted = log_end_offset(p->log);
     return p;
 }
 
@@ -409,6 +412,8 @@ static void partition_free(topics_t *t, partition_t *p, bool remove_data)
             log_close(p->log);
     }
     t->dir_partition_count[p->log_dir_index]--;
+    if (p->flush_job)
+        p->flush_job->owner = NULL; /* comes back from the flusher to nobody */
     repl_partition_free(p);
     pstate_free(p->pstate);
     free(p->dir);
@@ -447,16 +452,74 @@ void partition_remove_waiter(partition_waiter_t *w)
     w->next = w->prev = NULL;
 }
 
+/* flush.messages reached: the flush runs on the flusher thread; appends meanwhile are covered by
+ * the next flush (group commit). Without a flusher (or too many segments to sync) it runs here. */
+static void start_flush(topics_t *t, partition_t *p)
+{
+    flush_job_t *job = t->flusher ? calloc(1, sizeof(*job)) : NULL;
+    if (job && log_flush_begin(p->log, &job->log_job) == LOG_OK) {
+        if (job->log_job.nfds == 0 && job->log_job.dir_fd < 0) {
+            free(job); /* nothing written since the last flush */
+            return;
+        }
+        job->owner = p;
+        p->flush_job = job;
+        flusher_submit(t->flusher, job);
+        return;
+    }
+    free(job);
+    if (log_flush(p->log) != LOG_OK)
+        p->flush_failed = true;
+    p->flushed_offset = log_end_offset(p->log);
+}
+
+static void request_flush(topics_t *t, partition_t *p)
+{
+    p->flush_wanted = log_end_offset(p->log);
+    if (p->flush_job)
+        p->flush_again = true;
+    else
+        start_flush(t, p);
+}
+
+int topics_flusher_fd(const topics_t *t) { return t->flusher ? flusher_event_fd(t->flusher) : -1; }
+
+void topics_flusher_poll(topics_t *t)
+{
+    if (t->flusher == NULL)
+        return;
+    for (flush_job_t *job = flusher_take_done(t->flusher), *next; job; job = next) {
+        next = job->next;
+        partition_t *p = job->owner;
+        if (p) {
+            p->flush_job = NULL;
+            if (job->rc == LOG_OK) {
+                log_flush_end(p->log, &job->log_job);
+                if (job->log_job.end > p->flushed_offset)
+                    p->flushed_offset = job->log_job.end;
+            } else {
+                LOG_ERROR("storage", "%s: flush failed", p->dir);
+                p->flush_failed = true;
+            }
+            if (p->flush_again) {
+                p->flush_again = false;
+                start_flush(t, p);
+            }
+            partition_wake_all(&p->hw_waiters);
+        }
+        free(job);
+    }
+}
+
 int partition_append(topics_t *t, partition_t *p, uint8_t *batches, size_t len, int64_t now_ms,
                      int64_t *first_offset, int64_t *next_offset)
 {
-    (void)t;
     int rc = log_append(p->log, batches, len, p->leader_epoch, now_ms, first_offset, next_offset);
     if (rc != 0)
         return rc;
     p->unflushed_messages += *next_offset - *first_offset;
     if (p->unflushed_messages >= p->topic->settings.flush_messages) {
-        log_flush(p->log);
+        request_flush(t, p);
         p->unflushed_messages = 0;
         p->last_flush_ms = now_ms;
     }
@@ -778,6 +841,10 @@ topics_t *topics_open(const topics_options_t *opt, char *err, size_t errlen)
         if (t->cleaner == NULL)
             LOG_ERROR("cleaner", "cannot start the log cleaner: %s", strerror(errno));
     }
+    t->flusher = flusher_new();
+    if (t->flusher == NULL)
+        LOG_WARN("storage", "no flusher thread (%s): flush.messages flushes run on the event loop",
+                 strerror(errno));
     return t;
 }
 
@@ -901,6 +968,8 @@ void topics_close(topics_t *t, bool clean)
     }
     cleaner_destroy(t->cleaner); /* cancels a running job before the logs go */
     t->cleaner = NULL;
+    flusher_free(t->flusher); /* syncs what is queued; the clean path flushed everything anyway */
+    t->flusher = NULL;
     for (int i = 0; i < TOPICS_HASH_SIZE; i++)
         while (t->buckets[i]) {
             topic_t *tp = t->buckets[i];

@@ -45,8 +45,20 @@ typedef struct partition {
      * local log is the only replica, so everything in it is committed. */
     struct repl_partition *repl;
     int64_t high_watermark;         /* with repl: offsets below it are on every in-sync replica */
-    partition_waiter_t hw_waiters;  /* acks=all produces waiting for the high watermark */
+    partition_waiter_t hw_waiters;  /* produces waiting for the high watermark or a flush */
+    /* flush.messages (durable mode): flushes run on a flusher thread (storage/flusher.h). */
+    int64_t flushed_offset;         /* offsets below it are on disk */
+    int64_t flush_wanted;           /* offsets below it wait for a flush requested or running */
+    struct flush_job *flush_job;    /* the flush in flight, or NULL */
+    bool flush_again;               /* appends since that flush asked for another one */
+    bool flush_failed;
 } partition_t;
+
+/* An acknowledgement of the offsets below `end` waits for a flush (flush.messages was reached). */
+static inline bool partition_flush_pending(const partition_t *p, int64_t end)
+{
+    return p->flush_wanted >= end && p->flushed_offset < end && !p->flush_failed;
+}
 
 /* The end of what consumers may read: the high watermark of a replicated partition, else the
  * log end. */
@@ -133,6 +145,10 @@ void partition_add_hw_waiter(partition_t *p, partition_waiter_t *w);
 /* Wakes every waiter of the list (the waiters remove themselves or stay). */
 void partition_wake_all(partition_waiter_t *head);
 
+/* The flusher thread's completion eventfd (-1 without a flusher) and the handler to call when it is readable: finishes flushes and wakes the produces
+ * waiting for them. */
+int topics_flusher_fd(const topics_t *t);
+void topics_flusher_poll(topics_t *t);
 /* Writes the recovery-point and log-start-offset checkpoints of every log dir. */
 void topics_write_checkpoints(topics_t *t);
 /* log.flush.interval.ms / flush.ms: flushes logs whose time has come. */

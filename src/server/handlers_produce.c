@@ -149,14 +149,21 @@ static produce_result_t produce_partition(request_t *req, topic_t *tp, partition
     return res;
 }
 
-/* ---- acks=all: waiting for the in-sync replicas ---- */
+/* ---- waiting for the in-sync replicas (acks=all) and for flushes (flush.messages) ---- */
+
+/* What an acknowledgement of the offsets below `end` still waits for. */
+static bool produce_must_wait(const partition_t *p, int16_t acks, int64_t end)
+{
+    return (acks == -1 && partition_high_watermark(p) < end) || partition_flush_pending(p, end);
+}
 
 typedef struct produce_wait {
     partition_waiter_t w;
     struct produce_op *op;
     partition_t *p;
     ProduceResponse_PartitionProduceResponse *pr;
-    int64_t target; /* the high watermark that covers the append */
+    int64_t target; /* the high watermark (and flushed offset) that covers the append */
+    int16_t acks;
     bool done, gone;
 } produce_wait_t;
 
@@ -198,8 +205,10 @@ static void produce_recheck_cb(evloop_t *loop, ev_defer_t *d)
             w->pr->ErrorCode = KERR_NOT_LEADER_OR_FOLLOWER;
         } else if (!repl_is_leader(w->p)) {
             w->pr->ErrorCode = KERR_NOT_LEADER_OR_FOLLOWER;
-        } else if (partition_high_watermark(w->p) >= w->target) {
-            if (repl_isr_size(w->p) < w->p->topic->settings.min_insync_replicas)
+        } else if (w->p->flush_failed) {
+            w->pr->ErrorCode = KERR_KAFKA_STORAGE_ERROR;
+        } else if (!produce_must_wait(w->p, w->acks, w->target)) {
+            if (w->acks == -1 && repl_isr_size(w->p) < w->p->topic->settings.min_insync_replicas)
                 w->pr->ErrorCode = KERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
         } else {
             pending++;
@@ -252,13 +261,14 @@ static bool produce_wait(request_t *req, int nwait)
         for (int32_t j = 0; j < tr->PartitionResponses.count && op->nwaits < nwait; j++) {
             ProduceResponse_PartitionProduceResponse *pr = &tr->PartitionResponses.items[j];
             partition_t *p = topics_partition(tp, pr->Index);
-            if (p == NULL || pr->ErrorCode != KERR_NONE || partition_high_watermark(p) >= log_end_offset(p->log))
+            if (p == NULL || pr->ErrorCode != KERR_NONE || !produce_must_wait(p, r->Acks, log_end_offset(p->log)))
                 continue;
             produce_wait_t *w = &waits[op->nwaits++];
             w->op = op;
             w->p = p;
             w->pr = pr;
             w->target = log_end_offset(p->log);
+            w->acks = r->Acks;
             w->w.wake = produce_wake;
             w->w.arg = w;
             partition_add_hw_waiter(p, &w->w);
@@ -323,7 +333,7 @@ void handle_produce(request_t *req)
                 if (res.error == KERR_NONE && tp->settings.log_append_time)
                     pr->LogAppendTimeMs = now_ms;
                 pr->LogStartOffset = log_start_offset(p->log);
-                if (res.error == KERR_NONE && r->Acks == -1 && partition_high_watermark(p) < log_end_offset(p->log))
+                if (res.error == KERR_NONE && r->Acks != 0 && produce_must_wait(p, r->Acks, log_end_offset(p->log)))
                     nwait++;
                 if (res.error != KERR_NONE)
                     LOG_DEBUG("produce", "%s-%d from %s: error %d (%s)", tp->name, p->index,

@@ -30,6 +30,7 @@
 static evloop_t *g_loop;
 static ev_timer_t g_log_timer; /* retention checks and cleaner scheduling */
 static ev_io_t g_cleaner_io;   /* the log cleaner's completion eventfd */
+static ev_io_t g_flusher_io;   /* the flusher thread's completion eventfd (flush.messages) */
 
 static void on_signal(int sig)
 {
@@ -175,6 +176,14 @@ static void cleaner_io_cb(evloop_t *loop, ev_io_t *io, uint32_t revents)
     (void)revents;
     broker_t *b = io->arg;
     topics_cleaner_poll(b->topics, evloop_wall_ms());
+}
+
+static void flusher_io_cb(evloop_t *loop, ev_io_t *io, uint32_t revents)
+{
+    (void)loop;
+    (void)revents;
+    broker_t *b = io->arg;
+    topics_flusher_poll(b->topics);
 }
 
 static bool g_check_config;
@@ -417,6 +426,11 @@ int main(int argc, char **argv)
     g_cleaner_io.arg = &b;
     if (g_cleaner_io.fd >= 0 && evloop_io_add(b.loop, &g_cleaner_io, EPOLLIN) != 0)
         LOG_ERROR("server", "cannot watch the log cleaner: %s", strerror(errno));
+    g_flusher_io.fd = topics_flusher_fd(b.topics);
+    g_flusher_io.cb = flusher_io_cb;
+    g_flusher_io.arg = &b;
+    if (g_flusher_io.fd >= 0 && evloop_io_add(b.loop, &g_flusher_io, EPOLLIN) != 0)
+        LOG_ERROR("server", "cannot watch the flusher: %s", strerror(errno));
     if (b.cluster)
         cluster_set_leadership_hook(b.cluster, on_leadership, &b);
     if (b.cluster && cluster_start(b.cluster, b.loop, b.topics) != 0) {
@@ -438,6 +452,8 @@ int main(int argc, char **argv)
     evloop_timer_stop(b.loop, &g_log_timer);
     if (g_cleaner_io.fd >= 0)
         evloop_io_del(b.loop, &g_cleaner_io);
+    if (g_flusher_io.fd >= 0)
+        evloop_io_del(b.loop, &g_flusher_io);
     ptxn_snapshot_all(b.topics); /* producer state: the next start replays nothing */
     topics_close(b.topics, true);
     evloop_run_pending(b.loop);

@@ -47,11 +47,19 @@ struct log {
     int64_t recovery_point;
     int cached;     /* index of an older segment whose files are open, or -1 */
     bool dir_dirty; /* segments created or deleted since the last directory fsync */
+    uint64_t dir_gen; /* counts dir_dirty settings: an off-thread flush clears only its own */
     int64_t cleaner_checkpoint; /* first dirty offset for the cleaner, -1 unknown */
     int64_t cleaner_horizon;    /* earliest pending tombstone delete horizon, -1 none */
     struct log *lru_prev, *lru_next; /* in the open-files LRU while any segment is open */
     bool in_lru;
 };
+
+static void mark_dir_dirty(log_t *l)
+{
+    l->dir_dirty = true;
+    l->dir_gen++;
+}
+
 
 /*
  * Open files are bounded process-wide: logs holding open segment files sit in
@@ -263,7 +271,7 @@ static void delete_segment(log_t *l, segment_t *s, const char *why)
     LOG_INFO("storage", "topic %.*s partition %s: deleting segment %020" PRId64 " (%s, %" PRId64
              " bytes) in %s", tlen, topic, partition, s->base_offset, why, s->size, l->dir);
     (void)segment_delete_files(l->dir, s->base_offset);
-    l->dir_dirty = true;
+    mark_dir_dirty(l);
 }
 
 /* Forgets the first n segments (already deleted). */
@@ -498,7 +506,7 @@ static int open_segment(log_t *l, const int64_t *bases, int k, int *n, int64_t r
                 (void)segment_delete_files(l->dir, bases[j]);
             }
             *n = k + 1;
-            l->dir_dirty = true;
+            mark_dir_dirty(l);
         }
     }
     /* A rebuilt older segment gets the final time index entry a roll would have written. */
@@ -541,7 +549,7 @@ int log_open(const char *dir, const log_config_t *cfg, int64_t recovery_point,
             return LOG_ERR_IO;
         }
     } else {
-        l->dir_dirty = true;
+        mark_dir_dirty(l);
     }
     int64_t *bases;
     int n;
@@ -563,7 +571,7 @@ int log_open(const char *dir, const log_config_t *cfg, int64_t recovery_point,
             segment_close_files(&s);
             rc = LOG_ERR_IO;
         }
-        l->dir_dirty = true;
+        mark_dir_dirty(l);
     }
     if (rc != LOG_OK) {
         free_log(l);
@@ -649,7 +657,7 @@ static int roll(log_t *l)
         (void)segment_delete_files(l->dir, s.base_offset);
         return LOG_ERR_IO;
     }
-    l->dir_dirty = true;
+    mark_dir_dirty(l);
     /* The segment just closed for appends is the likeliest to be read next: keep it cached. */
     if (l->cached >= 0)
         segment_close_files(&l->segs[l->cached]);
@@ -866,7 +874,7 @@ static int restart_at(log_t *l, int64_t offset)
     l->cached = -1;
     l->start_offset = offset;
     l->recovery_point = offset;
-    l->dir_dirty = true;
+    mark_dir_dirty(l);
     return LOG_OK;
 }
 
@@ -913,7 +921,7 @@ int log_truncate_to(log_t *l, int64_t offset, int64_t *new_end)
         l->start_offset = end;
     if (l->recovery_point > end)
         l->recovery_point = end;
-    l->dir_dirty = true; /* the next flush must make the shorter files durable */
+    mark_dir_dirty(l); /* the next flush must make the shorter files durable */
     LOG_INFO("storage", "%s: truncated to offset %" PRId64 " (end now %" PRId64 ")", l->dir, offset,
              end);
     *new_end = end;
@@ -1005,6 +1013,84 @@ int log_flush(log_t *l)
     }
     l->recovery_point = end;
     return LOG_OK;
+}
+
+int log_flush_begin(log_t *l, log_flush_job_t *job)
+{
+    job->end = log_end_offset(l);
+    job->nfds = 0;
+    job->dir_fd = -1;
+    job->dir_gen = l->dir_gen;
+    if (job->end == l->recovery_point && !l->dir_dirty)
+        return LOG_OK;
+    for (int k = 0; k < l->nsegs; k++) {
+        segment_t *s = &l->segs[k];
+        if (k + 1 < l->nsegs && l->segs[k + 1].base_offset <= l->recovery_point)
+            continue;
+        int rc = LOG_ERR_INVALID;
+        if (job->nfds < LOG_FLUSH_MAX_FDS) {
+            bool was_open = segment_is_open(s);
+            rc = segment_open_files(l->dir, s);
+            if (rc == LOG_OK) {
+                int fd = fcntl(s->log_fd, F_DUPFD_CLOEXEC, 0);
+                if (fd >= 0)
+                    job->fds[job->nfds++] = fd;
+                else
+                    rc = LOG_ERR_IO;
+            }
+            if (!was_open)
+                segment_close_files(s);
+        }
+        if (rc != LOG_OK) {
+            log_flush_job_close(job);
+            return rc;
+        }
+    }
+    if (l->dir_dirty) {
+        job->dir_fd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (job->dir_fd == -1) {
+            log_flush_job_close(job);
+            return LOG_ERR_IO;
+        }
+    }
+    return LOG_OK;
+}
+
+int log_flush_job_run(log_flush_job_t *job)
+{
+    int rc = LOG_OK;
+    for (int i = 0; i < job->nfds && rc == LOG_OK; i++)
+        while (fdatasync(job->fds[i]) == -1)
+            if (errno != EINTR) {
+                rc = LOG_ERR_IO;
+                break;
+            }
+    if (rc == LOG_OK && job->dir_fd >= 0)
+        while (fsync(job->dir_fd) == -1)
+            if (errno != EINTR) {
+                rc = LOG_ERR_IO;
+                break;
+            }
+    return rc;
+}
+
+void log_flush_job_close(log_flush_job_t *job)
+{
+    for (int i = 0; i < job->nfds; i++)
+        (void)close(job->fds[i]);
+    job->nfds = 0;
+    if (job->dir_fd >= 0)
+        (void)close(job->dir_fd);
+    job->dir_fd = -1;
+}
+
+void log_flush_end(log_t *l, const log_flush_job_t *job)
+{
+    int64_t end = job->end < log_end_offset(l) ? job->end : log_end_offset(l);
+    if (end > l->recovery_point)
+        l->recovery_point = end;
+    if (job->dir_fd >= 0 && l->dir_gen == job->dir_gen)
+        l->dir_dirty = false;
 }
 
 /* ---------------------------------------------------------------- retention */
@@ -1119,7 +1205,7 @@ int log_swap_cleaned(log_t *l, const log_segment_info_t *old, int n_old)
         memmove(l->segs + k + 1, l->segs + k + n_old,
                 (size_t)(l->nsegs - k - n_old) * sizeof(*l->segs));
     l->nsegs -= n_old - 1;
-    l->dir_dirty = true;
+    mark_dir_dirty(l);
     segment_t *s = &l->segs[k];
     segment_init(s, base);
     s->next_offset = next_base;

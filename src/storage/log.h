@@ -143,6 +143,24 @@ int log_restart_at(log_t *l, int64_t offset, int64_t *new_end);
 /* fdatasyncs every segment holding data past the recovery point (and the directory when segments
  * were created or deleted); the recovery point then becomes the log end. */
 int log_flush(log_t *l);
+/* The same flush in three steps, so the fdatasyncs can run on another thread while the log goes
+ * on taking appends (group commit): begin (owner thread) dup()s the descriptors of the segments
+ * holding data past the recovery point and opens the directory when it needs an fsync; run (any
+ * thread) syncs them; close releases them; end (owner thread, after a successful run) moves the
+ * recovery point to the log end as of begin. LOG_ERR_INVALID from begin: too many segments to
+ * sync at once, use log_flush. */
+#define LOG_FLUSH_MAX_FDS 8
+typedef struct log_flush_job {
+    int64_t end;
+    int fds[LOG_FLUSH_MAX_FDS];
+    int nfds;
+    int dir_fd;
+    uint64_t dir_gen;
+} log_flush_job_t;
+int log_flush_begin(log_t *l, log_flush_job_t *job);
+int log_flush_job_run(log_flush_job_t *job);
+void log_flush_job_close(log_flush_job_t *job);
+void log_flush_end(log_t *l, const log_flush_job_t *job);
 /* Calls cb with every whole batch from the log start to the log end, in offset order, reading
  * chunks of at most chunk_max bytes (a larger batch is read whole). For rebuilding state kept in
  * a log (__consumer_offsets, __transaction_state). Returns the number of batches, or a negative

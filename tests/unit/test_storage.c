@@ -5,6 +5,7 @@
 #include "common/crc32c.h"
 #include "protocol/record_batch.h"
 #include "storage/checkpoint.h"
+#include "storage/flusher.h"
 #include "storage/log.h"
 #include "test.h"
 
@@ -12,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1048,6 +1050,57 @@ static void test_append_replica(void)
     log_close(l);
 }
 
+static void test_flush_off_thread(void)
+{
+    char dir[512];
+    pdir(dir, sizeof(dir), "flusher-0");
+    int64_t S = batch_size(2, 20);
+    log_config_t cfg = cfg_with(2 * S, 0, 0);
+    log_t *l;
+    CHECK_EQ_INT(log_open(dir, &cfg, 0, -1, &l), LOG_OK);
+    flusher_t *f = flusher_new();
+    CHECK(f != NULL);
+    if (f == NULL) {
+        log_close(l);
+        return;
+    }
+    /* Nothing to sync yet except the new directory entry. */
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(append1(l, 2, 20, 0, 1, 0), 2 * i); /* rolls: two segments past the recovery point */
+    flush_job_t *job = calloc(1, sizeof(*job));
+    CHECK_EQ_INT(log_flush_begin(l, &job->log_job), LOG_OK);
+    CHECK_EQ_INT(job->log_job.end, 6);
+    CHECK_EQ_INT(job->log_job.nfds, 2);
+    CHECK(job->log_job.dir_fd >= 0);
+    flusher_submit(f, job);
+    /* Appends go on while the flush runs; the recovery point moves only at the end. */
+    CHECK_EQ_INT(append1(l, 2, 20, 0, 1, 0), 6);
+    flush_job_t *done = NULL;
+    for (int i = 0; i < 5000 && done == NULL; i++) {
+        struct pollfd pfd = {.fd = flusher_event_fd(f), .events = POLLIN};
+        poll(&pfd, 1, 10);
+        done = flusher_take_done(f);
+    }
+    CHECK(done == job);
+    if (done) {
+        CHECK_EQ_INT(done->rc, LOG_OK);
+        CHECK_EQ_INT(done->log_job.nfds, 0); /* closed by the worker */
+        CHECK_EQ_INT(log_recovery_point(l), 0);
+        log_flush_end(l, &done->log_job);
+        CHECK_EQ_INT(log_recovery_point(l), 6);
+        free(done);
+    }
+    /* A segment rolled after begin keeps the directory dirty: the next flush syncs it. */
+    job = calloc(1, sizeof(*job));
+    CHECK_EQ_INT(log_flush_begin(l, &job->log_job), LOG_OK);
+    CHECK_EQ_INT(job->log_job.end, 8);
+    CHECK(job->log_job.dir_fd >= 0);
+    log_flush_job_close(&job->log_job);
+    free(job);
+    flusher_free(f);
+    log_close(l);
+}
+
 static void test_flush_and_remove(void)
 {
     char dir[512];
@@ -1358,6 +1411,7 @@ int main(void)
     RUN_TEST(test_delete_records);
     RUN_TEST(test_truncate_to);
     RUN_TEST(test_append_replica);
+    RUN_TEST(test_flush_off_thread);
     RUN_TEST(test_flush_and_remove);
     RUN_TEST(test_checkpoint);
     RUN_TEST(test_retention_time);

@@ -1,0 +1,112 @@
+/* flusher.c - see flusher.h. */
+#include "flusher.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct flusher {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    flush_job_t *queue, **queue_tail;
+    flush_job_t *done, **done_tail;
+    bool stop;
+    int efd;
+};
+
+static void *worker(void *arg)
+{
+    flusher_t *f = arg;
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (f->queue == NULL && !f->stop)
+            pthread_cond_wait(&f->cond, &f->mu);
+        if (f->queue == NULL && f->stop)
+            break;
+        /* Take the whole queue: jobs queued while these sync wait for the next round. */
+        flush_job_t *batch = f->queue;
+        f->queue = NULL;
+        f->queue_tail = &f->queue;
+        pthread_mutex_unlock(&f->mu);
+        for (flush_job_t *j = batch; j; j = j->next) {
+            j->rc = log_flush_job_run(&j->log_job);
+            log_flush_job_close(&j->log_job);
+        }
+        pthread_mutex_lock(&f->mu);
+        *f->done_tail = batch;
+        while (*f->done_tail)
+            f->done_tail = &(*f->done_tail)->next;
+        uint64_t one = 1;
+        (void)!write(f->efd, &one, sizeof(one));
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+flusher_t *flusher_new(void)
+{
+    flusher_t *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return NULL;
+    f->queue_tail = &f->queue;
+    f->done_tail = &f->done;
+    f->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cond, NULL);
+    if (f->efd < 0 || pthread_create(&f->thread, NULL, worker, f) != 0) {
+        if (f->efd >= 0)
+            close(f->efd);
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cond);
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+int flusher_event_fd(const flusher_t *f) { return f->efd; }
+
+void flusher_submit(flusher_t *f, flush_job_t *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&f->mu);
+    *f->queue_tail = job;
+    f->queue_tail = &job->next;
+    pthread_cond_signal(&f->cond);
+    pthread_mutex_unlock(&f->mu);
+}
+
+flush_job_t *flusher_take_done(flusher_t *f)
+{
+    uint64_t n;
+    (void)!read(f->efd, &n, sizeof(n));
+    pthread_mutex_lock(&f->mu);
+    flush_job_t *done = f->done;
+    f->done = NULL;
+    f->done_tail = &f->done;
+    pthread_mutex_unlock(&f->mu);
+    return done;
+}
+
+void flusher_free(flusher_t *f)
+{
+    if (f == NULL)
+        return;
+    pthread_mutex_lock(&f->mu);
+    f->stop = true;
+    pthread_cond_signal(&f->cond);
+    pthread_mutex_unlock(&f->mu);
+    pthread_join(f->thread, NULL);
+    for (flush_job_t *j = f->done, *next; j; j = next) {
+        next = j->next;
+        free(j);
+    }
+    close(f->efd);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cond);
+    free(f);
+}
