@@ -20,6 +20,7 @@ struct cluster_op {
     char *delete_name; /* a deletion: done once the topic has left the snapshot */
     bool recorded;     /* the deletion request is in ZooKeeper */
     void (*done)(void *arg, int16_t error, const char *message);
+    void (*elect_done)(void *arg, const zk_election_t *results, int n); /* an election instead */
     void *arg;
 };
 
@@ -41,6 +42,14 @@ struct cluster {
     void (*on_leadership)(void *arg, partition_t *p, bool leader);
     void *on_leadership_arg;
     int64_t internal_create_ms[2]; /* last creation attempt of __consumer_offsets, __transaction_state */
+    /* Controlled shutdown (cluster_controlled_shutdown). */
+    bool shutting_down;
+    bool shutdown_answered; /* the worker has made one attempt */
+    int shutdown_attempts;
+    uint64_t shutdown_token;
+    ev_timer_t shutdown_timer;
+    void (*shutdown_done)(void *arg);
+    void *shutdown_arg;
 };
 
 static uint32_t name_hash(const char *s)
@@ -129,8 +138,15 @@ static void apply_epochs(cluster_t *c, const zk_topic_t *zt, topic_t *tp)
         if (p == NULL)
             continue;
         p->leader_epoch = zt->partitions[i].leader_epoch;
-        if (c->repl)
+        if (c->repl && c->shutting_down && zt->partitions[i].leader != c->broker_id) {
+            /* Controlled shutdown: stop following (Kafka's StopReplica), so this broker does not
+             * rejoin ISRs it is leaving. */
+            zk_partition_t stopped = zt->partitions[i];
+            stopped.leader = -1;
+            replication_apply(c->repl, p, &stopped);
+        } else if (c->repl) {
             replication_apply(c->repl, p, &zt->partitions[i]);
+        }
     }
 }
 
@@ -209,6 +225,9 @@ static int broker_cmp(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
+static void shutdown_check(cluster_t *c);
+static void shutdown_timer_cb(evloop_t *loop, ev_timer_t *t);
+
 static void on_event(void *arg, zk_event_t *ev)
 {
     cluster_t *c = arg;
@@ -220,6 +239,7 @@ static void on_event(void *arg, zk_event_t *ev)
         LOG_INFO("cluster", "%d live broker(s)", ev->nbrokers);
         if (c->repl)
             replication_set_brokers(c->repl, ev->brokers, ev->nbrokers);
+        shutdown_check(c);
         return;
     case ZK_EV_CONTROLLER:
         if (ev->controller_id != c->controller_id)
@@ -243,9 +263,15 @@ static void on_event(void *arg, zk_event_t *ev)
         for (int i = 0; i < ev->ntopics; i++)
             apply_topic(c, &ev->topics[i]);
         finish_deletes(c);
+        shutdown_check(c);
         return;
     }
     case ZK_EV_DONE:
+        if (c->shutting_down && ev->token == c->shutdown_token) {
+            c->shutdown_answered = true;
+            shutdown_check(c);
+            break;
+        }
         for (cluster_op_t **pp = &c->ops; *pp; pp = &(*pp)->next) {
             cluster_op_t *op = *pp;
             if (op->token != ev->token)
@@ -256,7 +282,9 @@ static void on_event(void *arg, zk_event_t *ev)
                 break;
             }
             *pp = op->next;
-            if (op->done)
+            if (op->elect_done)
+                op->elect_done(op->arg, ev->elections, ev->nelections);
+            else if (op->done)
                 op->done(op->arg, ev->error, ev->message);
             free(op->delete_name);
             free(op);
@@ -299,6 +327,10 @@ cluster_t *cluster_open(const cluster_options_t *o, char cluster_id[23], char *e
         .listener_name = o->listener_name,
         .host = o->host,
         .port = o->port,
+        .auto_rebalance = broker_config_get_bool(o->config, "auto.leader.rebalance.enable"),
+        .rebalance_interval_ms = broker_config_get_long(o->config, "leader.imbalance.check.interval.seconds") * 1000,
+        .imbalance_pct = (int)broker_config_get_long(o->config, "leader.imbalance.per.broker.percentage"),
+        .unclean = broker_config_get_bool(o->config, "unclean.leader.election.enable"),
     };
     c->store = zk_store_open(&zo, cluster_id, err, errlen);
     if (c->store == NULL) {
@@ -320,6 +352,7 @@ int cluster_start(cluster_t *c, evloop_t *loop, topics_t *topics)
 {
     c->loop = loop;
     c->topics = topics;
+    evloop_timer_init(&c->shutdown_timer, shutdown_timer_cb, c);
     c->repl = replication_new(loop, topics, c->config, c->broker_id, write_isr, c);
     if (c->repl == NULL)
         return -1;
@@ -353,6 +386,8 @@ void cluster_close(cluster_t *c)
     }
     if (c->io.fd >= 0)
         evloop_io_del(c->loop, &c->io);
+    if (c->loop)
+        evloop_timer_stop(c->loop, &c->shutdown_timer);
     zk_store_close(c->store);
     while (c->ops) {
         cluster_op_t *op = c->ops;
@@ -404,13 +439,19 @@ int16_t cluster_check_leader(const cluster_t *c, const topic_t *tp, int32_t part
 int cluster_assign_replicas(const int32_t *brokers, int nbrokers, int32_t npartitions, int rf, int start,
                             int shift, int32_t *out)
 {
-    if (nbrokers <= 0 || rf <= 0 || rf > nbrokers || npartitions <= 0 || start < 0 || shift < 0)
+    return cluster_assign_replicas_from(brokers, nbrokers, 0, npartitions, rf, start, shift, out);
+}
+
+int cluster_assign_replicas_from(const int32_t *brokers, int nbrokers, int32_t first_partition, int32_t count,
+                                 int rf, int start, int shift, int32_t *out)
+{
+    if (nbrokers <= 0 || rf <= 0 || rf > nbrokers || count <= 0 || first_partition < 0 || start < 0 || shift < 0)
         return -1;
-    for (int32_t p = 0; p < npartitions; p++) {
+    for (int32_t p = first_partition; p < first_partition + count; p++) {
         if (p > 0 && p % nbrokers == 0)
             shift++;
         int first = (int)((p + start) % nbrokers);
-        int32_t *r = out + (size_t)p * (size_t)rf;
+        int32_t *r = out + (size_t)(p - first_partition) * (size_t)rf;
         r[0] = brokers[first];
         for (int j = 0; j < rf - 1; j++) {
             int s = 1 + (shift + j) % (nbrokers - 1);
@@ -564,6 +605,229 @@ void cluster_op_cancel(cluster_t *c, cluster_op_t *op)
     (void)c;
     if (op) {
         op->done = NULL;
+        op->elect_done = NULL;
         op->arg = NULL;
     }
+}
+
+/* ---- listing, added partitions, elections ---- */
+
+int cluster_topic_count(const cluster_t *c) { return c->snapshot ? c->snapshot->ntopics : 0; }
+
+const zk_topic_t *cluster_topic_at(const cluster_t *c, int i)
+{
+    return c->snapshot && i >= 0 && i < c->snapshot->ntopics ? &c->snapshot->topics[i] : NULL;
+}
+
+const zk_topic_t *cluster_topic(const cluster_t *c, const char *name) { return find_topic(c, name); }
+
+static bool broker_live(const cluster_t *c, int32_t id)
+{
+    for (int i = 0; i < cluster_broker_count(c); i++)
+        if (c->brokers->brokers[i].id == id)
+            return true;
+    return false;
+}
+
+int16_t cluster_check_assignment(const cluster_t *c, const int32_t *ids, int n, int rf, int32_t partition,
+                                 char *msg, size_t msglen)
+{
+    if (n <= 0) {
+        snprintf(msg, msglen, "Cannot have replication factor of 0 for partition id %d.", partition);
+        return KERR_INVALID_REPLICA_ASSIGNMENT;
+    }
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < i; j++) {
+            if (ids[i] == ids[j]) {
+                snprintf(msg, msglen, "Duplicate brokers not allowed in replica assignment: broker %d twice for "
+                                      "partition id %d.", ids[i], partition);
+                return KERR_INVALID_REPLICA_ASSIGNMENT;
+            }
+        }
+        if (!broker_live(c, ids[i])) {
+            snprintf(msg, msglen, "Unknown broker(s) in replica assignment: %d.", ids[i]);
+            return KERR_INVALID_REPLICA_ASSIGNMENT;
+        }
+    }
+    if (n != rf) {
+        snprintf(msg, msglen, "Inconsistent replication factor between partitions, partition 0 has %d while "
+                              "partitions [%d] have replication factors [%d], respectively.", rf, partition, n);
+        return KERR_INVALID_REPLICA_ASSIGNMENT;
+    }
+    return KERR_NONE;
+}
+
+cluster_op_t *cluster_create_partitions(cluster_t *c, const char *name, int32_t count, const int32_t *assignment,
+                                        void (*done)(void *arg, int16_t error, const char *message), void *arg,
+                                        int16_t *err, char *msg, size_t msglen)
+{
+    const zk_topic_t *zt = find_topic(c, name);
+    if (zt == NULL) {
+        *err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        snprintf(msg, msglen, "The topic '%s' does not exist.", name);
+        return NULL;
+    }
+    int32_t old = zt->npartitions;
+    int rf = zt->partitions[0].nreplicas;
+    if (count <= old) {
+        *err = KERR_INVALID_PARTITIONS;
+        snprintf(msg, msglen, count < old ? "Topic currently has %d partitions, which is higher than the requested %d."
+                                          : "Topic already has %d partitions.", old, count);
+        return NULL;
+    }
+    int n = cluster_broker_count(c);
+    if (assignment == NULL && rf > n) {
+        *err = KERR_INVALID_REPLICATION_FACTOR;
+        snprintf(msg, msglen, "Replication factor: %d larger than available brokers: %d.", rf, n);
+        return NULL;
+    }
+    *err = KERR_UNKNOWN_SERVER_ERROR;
+    int32_t *made = NULL;
+    cluster_op_t *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        goto oom;
+    if (assignment == NULL) {
+        /* Kafka's: the live brokers by id, starting at the first one at or above partition 0's
+         * first replica, partition ids (and the shift) continuing from the existing count. */
+        int32_t ids[1024];
+        int nb = n < 1024 ? n : 1024, start = 0;
+        for (int i = 0; i < nb; i++)
+            ids[i] = c->brokers->brokers[i].id;
+        while (start < nb && ids[start] < zt->partitions[0].replicas[0])
+            start++;
+        if (start == nb)
+            start = 0;
+        made = malloc(sizeof(int32_t) * (size_t)(count - old) * (size_t)rf);
+        if (made == NULL)
+            goto oom;
+        if (cluster_assign_replicas_from(ids, nb, old, count - old, rf, start, start, made) != 0) {
+            snprintf(msg, msglen, "cannot assign replicas");
+            free(made);
+            free(op);
+            return NULL;
+        }
+        assignment = made;
+    }
+    op->token = c->next_token++;
+    op->done = done;
+    op->arg = arg;
+    if (zk_store_add_partitions(c->store, name, old, count, rf, assignment, op->token) != 0)
+        goto oom;
+    free(made);
+    op->next = c->ops;
+    c->ops = op;
+    *err = KERR_NONE;
+    return op;
+oom:
+    snprintf(msg, msglen, "out of memory");
+    free(made);
+    free(op);
+    return NULL;
+}
+
+cluster_op_t *cluster_elect_leaders(cluster_t *c, zk_election_type_t type, const zk_election_t *targets, int n,
+                                    void (*done)(void *arg, const zk_election_t *results, int n), void *arg)
+{
+    cluster_op_t *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return NULL;
+    op->token = c->next_token++;
+    op->elect_done = done;
+    op->arg = arg;
+    if (zk_store_elect_leaders(c->store, type, targets, n, op->token) != 0) {
+        free(op);
+        return NULL;
+    }
+    op->next = c->ops;
+    c->ops = op;
+    return op;
+}
+
+/* ---- controlled shutdown ---- */
+
+/* Partitions this broker still leads that another live ISR member could lead. */
+static int leaders_to_move(const cluster_t *c)
+{
+    int n = 0;
+    for (int t = 0; t < cluster_topic_count(c); t++) {
+        const zk_topic_t *zt = &c->snapshot->topics[t];
+        for (int32_t p = 0; p < zt->npartitions; p++) {
+            const zk_partition_t *zp = &zt->partitions[p];
+            if (zp->leader != c->broker_id)
+                continue;
+            for (int i = 0; i < zp->nisr; i++) {
+                if (zp->isr[i] != c->broker_id && broker_live(c, zp->isr[i])) {
+                    n++;
+                    break;
+                }
+            }
+        }
+    }
+    return n;
+}
+
+static void shutdown_finish(cluster_t *c, const char *how)
+{
+    void (*done)(void *arg) = c->shutdown_done;
+    c->shutdown_done = NULL;
+    evloop_timer_stop(c->loop, &c->shutdown_timer);
+    LOG_INFO("cluster", "controlled shutdown %s after %d attempt(s)", how, c->shutdown_attempts);
+    if (done)
+        done(c->shutdown_arg);
+}
+
+static void shutdown_attempt(cluster_t *c)
+{
+    int64_t backoff = broker_config_get_long(c->config, "controlled.shutdown.retry.backoff.ms");
+    c->shutdown_attempts++;
+    c->shutdown_token = c->next_token++;
+    if (zk_store_controlled_shutdown(c->store, c->shutdown_token) != 0)
+        LOG_ERROR("cluster", "controlled shutdown: cannot queue attempt %d", c->shutdown_attempts);
+    evloop_timer_start(c->loop, &c->shutdown_timer, backoff > 0 ? backoff : 0);
+}
+
+/* After each worker answer and snapshot: done once nothing led here could move elsewhere. */
+static void shutdown_check(cluster_t *c)
+{
+    if (!c->shutting_down || c->shutdown_done == NULL || !c->shutdown_answered)
+        return;
+    int left = leaders_to_move(c);
+    if (left == 0)
+        shutdown_finish(c, "complete: this broker leads no partition another live in-sync replica could lead");
+}
+
+static void shutdown_timer_cb(evloop_t *loop, ev_timer_t *t)
+{
+    (void)loop;
+    cluster_t *c = t->arg;
+    if (c->shutdown_done == NULL)
+        return;
+    int64_t max = broker_config_get_long(c->config, "controlled.shutdown.max.retries");
+    if (c->shutdown_attempts >= (max > 0 ? max : 1)) {
+        LOG_WARN("cluster", "controlled shutdown: %d partition(s) still led here; proceeding without moving them",
+                 leaders_to_move(c));
+        shutdown_finish(c, "given up");
+        return;
+    }
+    shutdown_attempt(c);
+}
+
+int cluster_controlled_shutdown(cluster_t *c, void (*done)(void *arg), void *arg)
+{
+    if (c->shutting_down || c->loop == NULL || !broker_config_get_bool(c->config, "controlled.shutdown.enable"))
+        return -1;
+    c->shutting_down = true;
+    c->shutdown_done = done;
+    c->shutdown_arg = arg;
+    LOG_INFO("cluster", "controlled shutdown: moving the leadership of %d partition(s) to other in-sync replicas",
+             leaders_to_move(c));
+    /* Stop following at once: the snapshot again, through apply_epochs' shutdown branch. */
+    for (int t = 0; t < cluster_topic_count(c); t++) {
+        const zk_topic_t *zt = &c->snapshot->topics[t];
+        topic_t *tp = topics_find(c->topics, zt->name, strlen(zt->name));
+        if (tp)
+            apply_epochs(c, zt, tp);
+    }
+    shutdown_attempt(c);
+    return 0;
 }

@@ -60,6 +60,14 @@ int16_t cluster_check_leader(const cluster_t *c, const topic_t *tp, int32_t part
  * an argument is out of range. */
 int cluster_assign_replicas(const int32_t *brokers, int nbrokers, int32_t npartitions, int rf, int start,
                             int shift, int32_t *out);
+/* The same for partitions first .. first + count - 1 only (Kafka's startPartitionId): the shift
+ * grows at each multiple of n among them. cluster_assign_replicas is first = 0. */
+int cluster_assign_replicas_from(const int32_t *brokers, int nbrokers, int32_t first, int32_t count, int rf,
+                                 int start, int shift, int32_t *out);
+/* Checks one partition's replica list given in a request (Kafka's rules): not empty, rf long, no
+ * broker twice, every broker live. KERR_NONE, or INVALID_REPLICA_ASSIGNMENT with msg set. */
+int16_t cluster_check_assignment(const cluster_t *c, const int32_t *ids, int n, int rf, int32_t partition,
+                                 char *msg, size_t msglen);
 
 /* Creates a topic in ZooKeeper with replicas spread over the live brokers.
  * Returns an operation that calls done(arg, error, message) on the loop once
@@ -91,5 +99,33 @@ bool cluster_ensure_internal_topic(cluster_t *c, const char *name, int32_t npart
                                    int64_t segment_bytes);
 /* The requester went away: done will not be called. */
 void cluster_op_cancel(cluster_t *c, cluster_op_t *op);
+
+/* Topics ZooKeeper has, as of the latest snapshot (for requests on every partition). */
+int cluster_topic_count(const cluster_t *c);
+const zk_topic_t *cluster_topic_at(const cluster_t *c, int i);
+/* One topic as ZooKeeper has it in the latest snapshot, or NULL. */
+const zk_topic_t *cluster_topic(const cluster_t *c, const char *name);
+
+/* Adds partitions to a topic ZooKeeper knows, up to count: assignment holds (count - current) * rf
+ * broker ids already checked with cluster_check_assignment, or is NULL for Kafka's assignment
+ * (round robin over the live brokers, continuing the topic's pattern). done(arg, error, message)
+ * runs once this broker's image has the new partitions, or at once on failure. NULL with *err and
+ * msg set when it fails at once (INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, ...). */
+cluster_op_t *cluster_create_partitions(cluster_t *c, const char *name, int32_t count, const int32_t *assignment,
+                                        void (*done)(void *arg, int16_t error, const char *message), void *arg,
+                                        int16_t *err, char *msg, size_t msglen);
+/* Leader elections (the ElectLeaders API) for n partitions, made through ZooKeeper by this
+ * broker's worker (zk_store_elect_leaders). done(arg, results, n) runs on the loop with the entries
+ * and their results once this broker's snapshot shows them. NULL when out of memory. */
+cluster_op_t *cluster_elect_leaders(cluster_t *c, zk_election_type_t type, const zk_election_t *targets, int n,
+                                    void (*done)(void *arg, const zk_election_t *results, int n), void *arg);
+
+/* Controlled shutdown (controlled.shutdown.enable): this broker stops following its leaders
+ * (Kafka's StopReplica) and has its worker move the leadership of the partitions it leads to other
+ * live in-sync replicas (zk_store_controlled_shutdown); done(arg) runs on the loop once the
+ * snapshots show it leads no partition that has another live ISR member, or after
+ * controlled.shutdown.max.retries attempts controlled.shutdown.retry.backoff.ms apart. The loop
+ * keeps serving meanwhile. Returns -1 (done not called) when disabled or already under way. */
+int cluster_controlled_shutdown(cluster_t *c, void (*done)(void *arg), void *arg);
 
 #endif

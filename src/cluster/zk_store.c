@@ -31,6 +31,11 @@
 #define W_REGISTER 8u
 #define W_RESET 16u
 #define W_DELETES 32u
+#define W_PREFERRED 64u  /* /admin/preferred_replica_election appeared or changed */
+#define W_REBALANCE 128u /* the controller's periodic leader rebalance is due */
+
+#define FIRST_REBALANCE_MS 5000 /* after becoming controller, as Kafka's */
+#define WRITE_ATTEMPTS 3        /* conditional state writes retried after a concurrent change */
 
 typedef struct create_cmd {
     struct create_cmd *next;
@@ -45,6 +50,13 @@ typedef struct create_cmd {
     bool is_config; /* a config change: name and config_json */
     bool is_isr;    /* an ISR change by the leader: name, partition, leader_epoch, assignment/rf */
     int32_t partition, leader_epoch;
+    bool is_elect;          /* leader elections: elect_type, elections/nelections */
+    bool is_shutdown;       /* this broker's controlled shutdown: token */
+    bool is_add_partitions; /* partitions added: name, partition (the old count), npartitions (the new),
+                             * rf, assignment of the new ones */
+    zk_election_type_t elect_type;
+    zk_election_t *elections;
+    int nelections;
 } create_cmd_t;
 
 struct zk_store {
@@ -69,6 +81,8 @@ struct zk_store {
     bool registered;
     int32_t controller_epoch; /* the latest seen, worker only */
     bool is_controller;       /* worker only */
+    bool shutting_down;       /* worker only: a controlled shutdown was done, no more rebalancing */
+    int64_t next_rebalance_ms; /* worker only: wall clock of the next leader rebalance (controller) */
     void (*on_event)(void *arg, zk_event_t *ev);
     void *arg;
 };
@@ -251,6 +265,7 @@ static void store_free(zk_store_t *s)
         s->creates = c->next;
         free(c->assignment);
         free(c->config_json);
+        free(c->elections);
         free(c);
     }
     pthread_mutex_destroy(&s->mu);
@@ -428,6 +443,8 @@ static void elect(zk_store_t *s)
         if (get_data(s, epath, false, 0, &len, NULL) != ZOK || zkjson_int(s->data, s->data + len, &epoch) != 0)
             epoch = 0;
         s->controller_epoch = (int32_t)epoch;
+        if (id == s->opt.broker_id && !s->is_controller)
+            s->next_rebalance_ms = wall_ms() + FIRST_REBALANCE_MS;
         s->is_controller = id == s->opt.broker_id;
         zk_event_t *ev = calloc(1, sizeof(*ev));
         if (ev) {
@@ -776,7 +793,8 @@ static bool id_in(int32_t id, const int32_t *ids, int n)
 }
 
 bool zk_store_elect_leader(int32_t leader, const int32_t *isr, int nisr, const int32_t *live, int nlive,
-                           int32_t *next, int32_t *new_isr, int *new_nisr)
+                           const int32_t *replicas, int nreplicas, bool unclean, int32_t *next, int32_t *new_isr,
+                           int *new_nisr)
 {
     *next = leader;
     int n = 0;
@@ -787,8 +805,18 @@ bool zk_store_elect_leader(int32_t leader, const int32_t *isr, int nisr, const i
     if (leader >= 0 && id_in(leader, live, nlive))
         return n != nisr; /* the leader stays; dead members leave the ISR */
     int32_t pick = n > 0 ? new_isr[0] : -1;
+    if (pick < 0 && unclean) {
+        /* Unclean election: the first live replica, whatever it holds, alone in the ISR. */
+        for (int i = 0; i < nreplicas && pick < 0; i++)
+            if (id_in(replicas[i], live, nlive))
+                pick = replicas[i];
+        if (pick >= 0) {
+            new_isr[0] = pick;
+            *new_nisr = 1;
+        }
+    }
     if (pick < 0) {
-        /* No live ISR member: no leader, and the ISR keeps who may lead again (no unclean election). */
+        /* No live ISR member: no leader, and the ISR keeps who may lead again. */
         memcpy(new_isr, isr, sizeof(int32_t) * (size_t)nisr);
         *new_nisr = nisr;
         if (leader < 0)
@@ -798,52 +826,230 @@ bool zk_store_elect_leader(int32_t leader, const int32_t *isr, int nisr, const i
     return true;
 }
 
-/* One partition: a leader that is not live is replaced by the first live ISR member (the ISR
- * losing its dead members), or by none (-1, the ISR kept) when no ISR member is live; a
- * partition without a leader gets the first live ISR member back. Each change bumps the leader
- * epoch and is a conditional write on the state znode's version. No unclean election: a replica
- * outside the ISR never becomes leader. */
-static void reconcile_partition(zk_store_t *s, const char *topic, const char *part, const int32_t *live,
-                                int nlive)
+zk_elect_result_t zk_store_elect_preferred(const int32_t *replicas, int nreplicas, int32_t leader,
+                                           const int32_t *isr, int nisr, const int32_t *live, int nlive)
+{
+    if (nreplicas <= 0)
+        return ZK_ELECT_NOT_AVAILABLE;
+    if (leader == replicas[0])
+        return ZK_ELECT_NOT_NEEDED;
+    if (!id_in(replicas[0], live, nlive) || !id_in(replicas[0], isr, nisr))
+        return ZK_ELECT_NOT_AVAILABLE;
+    return ZK_ELECTED;
+}
+
+int32_t zk_store_shutdown_leader(const int32_t *replicas, int nreplicas, const int32_t *isr, int nisr,
+                                 const int32_t *live, int nlive, int32_t leaving)
+{
+    for (int i = 0; i < nreplicas; i++)
+        if (replicas[i] != leaving && id_in(replicas[i], live, nlive) && id_in(replicas[i], isr, nisr))
+            return replicas[i];
+    return -1;
+}
+
+int zk_store_rebalance_pick(const zk_partition_t *parts, int n, const int32_t *live, int nlive, int pct,
+                            bool *elect)
+{
+    int marked = 0;
+    for (int i = 0; i < n; i++)
+        elect[i] = false;
+    /* Each preferred broker once: at the first partition it prefers. */
+    for (int i = 0; i < n; i++) {
+        if (parts[i].nreplicas <= 0)
+            continue;
+        int32_t b = parts[i].replicas[0];
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++)
+            seen = parts[j].nreplicas > 0 && parts[j].replicas[0] == b;
+        if (seen)
+            continue;
+        int total = 0, off = 0;
+        for (int j = i; j < n; j++) {
+            if (parts[j].nreplicas <= 0 || parts[j].replicas[0] != b)
+                continue;
+            total++;
+            if (parts[j].leader != b)
+                off++;
+        }
+        /* Kafka: imbalance ratio off / total above pct / 100. */
+        if ((int64_t)off * 100 <= (int64_t)pct * total)
+            continue;
+        for (int j = i; j < n; j++) {
+            const zk_partition_t *zp = &parts[j];
+            if (zp->nreplicas > 0 && zp->replicas[0] == b &&
+                zk_store_elect_preferred(zp->replicas, zp->nreplicas, zp->leader, zp->isr, zp->nisr, live, nlive) ==
+                    ZK_ELECTED) {
+                elect[j] = true;
+                marked++;
+            }
+        }
+    }
+    return marked;
+}
+
+/* ---- worker: partition states ---- */
+
+/* One partition state znode as read, with its znode version for the conditional write back. */
+typedef struct pstate {
+    int32_t leader;
+    int64_t epoch;
+    int32_t isr[ZK_MAX_REPLICAS];
+    int nisr;
+    int version;
+} pstate_t;
+
+/* Every registered broker id; *live is malloc'd (free it). ZOK or the ZooKeeper error. */
+static int read_live(zk_store_t *s, int32_t **live, int *nlive)
 {
     char path[ZK_PATH_MAX];
-    zpath(s, path, "/brokers/topics/%s/partitions/%s/state", topic, part);
+    struct String_vector ids = {0, NULL};
+    *live = NULL;
+    *nlive = 0;
+    zpath(s, path, "/brokers/ids");
+    int rc = zoo_get_children(s->zh, path, 0, &ids);
+    if (rc != ZOK)
+        return rc;
+    *live = calloc((size_t)(ids.count > 0 ? ids.count : 1), sizeof(int32_t));
+    for (int i = 0; *live && i < ids.count; i++) {
+        char *e;
+        long id = strtol(ids.data[i], &e, 10);
+        if (*e == '\0')
+            (*live)[(*nlive)++] = (int32_t)id;
+    }
+    deallocate_String_vector(&ids);
+    return *live ? ZOK : ZSYSTEMERROR;
+}
+
+/* /controller_epoch's value and znode version (the fence of writes made outside the controller). */
+static int read_controller_epoch(zk_store_t *s, int32_t *epoch, int *version)
+{
+    char path[ZK_PATH_MAX];
     struct Stat st;
     int len;
-    if (get_data(s, path, false, 0, &len, &st) != ZOK)
-        return;
+    int64_t e;
+    zpath(s, path, "/controller_epoch");
+    int rc = get_data(s, path, false, 0, &len, &st);
+    if (rc != ZOK)
+        return rc;
+    if (zkjson_int(s->data, s->data + len, &e) != 0)
+        return ZBADARGUMENTS;
+    *epoch = (int32_t)e;
+    *version = st.version;
+    return ZOK;
+}
+
+static int read_state(zk_store_t *s, const char *topic, int32_t partition, pstate_t *ps)
+{
+    char path[ZK_PATH_MAX];
+    struct Stat st;
+    int len;
+    zpath(s, path, "/brokers/topics/%s/partitions/%d/state", topic, partition);
+    int rc = get_data(s, path, false, 0, &len, &st);
+    if (rc != ZOK)
+        return rc;
     const char *end = s->data + len;
-    int64_t leader, epoch;
-    int32_t isr[ZK_MAX_REPLICAS];
+    int64_t leader;
     const char *lv = zkjson_find(s->data, end, "leader");
     const char *ev = zkjson_find(s->data, end, "leader_epoch");
     const char *iv = zkjson_find(s->data, end, "isr");
-    int nisr = iv ? zkjson_int_array(iv, end, isr, ZK_MAX_REPLICAS) : -1;
-    if (lv == NULL || ev == NULL || zkjson_int(lv, end, &leader) != 0 || zkjson_int(ev, end, &epoch) != 0 ||
+    int nisr = iv ? zkjson_int_array(iv, end, ps->isr, ZK_MAX_REPLICAS) : -1;
+    if (lv == NULL || ev == NULL || zkjson_int(lv, end, &leader) != 0 || zkjson_int(ev, end, &ps->epoch) != 0 ||
         nisr < 0 || nisr > ZK_MAX_REPLICAS)
-        return;
-    int32_t next, newisr[ZK_MAX_REPLICAS];
-    int nnew;
-    if (!zk_store_elect_leader((int32_t)leader, isr, nisr, live, nlive, &next, newisr, &nnew))
-        return;
+        return ZBADARGUMENTS;
+    ps->leader = (int32_t)leader;
+    ps->nisr = nisr;
+    ps->version = st.version;
+    return ZOK;
+}
+
+/* Writes a partition state conditional on the znode's version; with fence >= 0 also on
+ * /controller_epoch still being at that znode version (one multi-op), so a write made outside the
+ * controller never crosses a controller change. ZOK, ZBADVERSION when either moved, or the error. */
+static int write_state(zk_store_t *s, const char *topic, int32_t partition, int32_t cepoch, int32_t leader,
+                       int64_t epoch, const int32_t *isr, int nisr, int version, int fence)
+{
+    char path[ZK_PATH_MAX], epath[ZK_PATH_MAX], head[160];
+    zpath(s, path, "/brokers/topics/%s/partitions/%d/state", topic, partition);
     buf_t b;
     buf_init(&b);
-    char head[128];
+    int n = snprintf(head, sizeof(head), "{\"controller_epoch\":%d,\"leader\":%d,\"version\":1,\"leader_epoch\":%lld,"
+                                         "\"isr\":", cepoch, leader, (long long)epoch);
+    buf_put(&b, head, (size_t)n);
+    put_int_array(&b, isr, nisr);
+    PUT_LIT(&b, "}");
+    int rc;
+    if (b.oom) {
+        rc = ZMARSHALLINGERROR;
+    } else if (fence < 0) {
+        rc = zoo_set(s->zh, path, (const char *)b.data, (int)b.len, version);
+    } else {
+        zoo_op_t ops[2];
+        zoo_op_result_t res[2];
+        struct Stat st;
+        zpath(s, epath, "/controller_epoch");
+        zoo_check_op_init(&ops[0], epath, fence);
+        zoo_set_op_init(&ops[1], path, (const char *)b.data, (int)b.len, version, &st);
+        rc = zoo_multi(s->zh, 2, ops, res);
+    }
+    buf_free(&b);
+    return rc;
+}
+
+/* A topic's unclean.leader.election.enable: its override in /config/topics/<t>, else the broker's. */
+static bool topic_unclean(zk_store_t *s, const char *topic)
+{
+    char path[ZK_PATH_MAX], v[16];
+    int len;
+    zpath(s, path, "/config/topics/%s", topic);
+    if (get_data(s, path, false, 0, &len, NULL) != ZOK)
+        return s->opt.unclean;
+    const char *end = s->data + len;
+    const char *cfg = zkjson_find(s->data, end, "config");
+    const char *u = cfg ? zkjson_find(cfg, end, "unclean.leader.election.enable") : NULL;
+    if (u == NULL || zkjson_string(u, end, v, sizeof(v)) < 0)
+        return s->opt.unclean;
+    return strcasecmp(v, "true") == 0;
+}
+
+/* One partition: a leader that is not live is replaced by the first live ISR member (the ISR
+ * losing its dead members), or by none (-1, the ISR kept) when no ISR member is live; a
+ * partition without a leader gets the first live ISR member back. When no ISR member is live and
+ * unclean.leader.election.enable holds for the topic, the first live replica leads alone (unclean
+ * election). Each change of leader bumps the leader epoch and is a conditional write on the state
+ * znode's version. */
+static void reconcile_partition(zk_store_t *s, const char *topic, int32_t partition, const zk_partition_t *assigned,
+                                const int32_t *live, int nlive)
+{
+    pstate_t ps;
+    if (read_state(s, topic, partition, &ps) != ZOK)
+        return;
+    bool unclean = false;
+    bool leader_live = ps.leader >= 0 && id_in(ps.leader, live, nlive);
+    bool isr_live = false;
+    for (int i = 0; i < ps.nisr; i++)
+        isr_live = isr_live || id_in(ps.isr[i], live, nlive);
+    if (!leader_live && !isr_live) {
+        for (int i = 0; i < assigned->nreplicas && !unclean; i++)
+            unclean = id_in(assigned->replicas[i], live, nlive);
+        unclean = unclean && topic_unclean(s, topic);
+    }
+    int32_t next, newisr[ZK_MAX_REPLICAS];
+    int nnew;
+    if (!zk_store_elect_leader(ps.leader, ps.isr, ps.nisr, live, nlive, assigned->replicas, assigned->nreplicas,
+                               unclean, &next, newisr, &nnew))
+        return;
     /* A new leader gets a new epoch; an ISR that only lost dead members keeps it (the leader and its
      * live followers carry on undisturbed). */
-    int64_t new_epoch = next != leader ? epoch + 1 : epoch;
-    int n = snprintf(head, sizeof(head), "{\"controller_epoch\":%d,\"leader\":%d,\"version\":1,\"leader_epoch\":%lld,"
-                                         "\"isr\":", s->controller_epoch, next, (long long)new_epoch);
-    buf_put(&b, head, (size_t)n);
-    put_int_array(&b, newisr, nnew);
-    PUT_LIT(&b, "}");
-    int rc = b.oom ? ZMARSHALLINGERROR : zoo_set(s->zh, path, (const char *)b.data, (int)b.len, st.version);
-    buf_free(&b);
-    if (rc == ZOK)
-        LOG_INFO("zk", "controller: %s-%s leader %lld -> %d, %d in ISR (leader epoch %lld)", topic, part,
-                 (long long)leader, next, nnew, (long long)new_epoch);
+    int64_t new_epoch = next != ps.leader ? ps.epoch + 1 : ps.epoch;
+    int rc = write_state(s, topic, partition, s->controller_epoch, next, new_epoch, newisr, nnew, ps.version, -1);
+    if (rc == ZOK && unclean && next >= 0)
+        LOG_WARN("zk", "controller: %s-%d unclean leader election: %d leads with ISR [%d] (leader epoch %lld); "
+                 "records it lacks are lost", topic, partition, next, next, (long long)new_epoch);
+    else if (rc == ZOK)
+        LOG_INFO("zk", "controller: %s-%d leader %d -> %d, %d in ISR (leader epoch %lld)", topic, partition,
+                 ps.leader, next, nnew, (long long)new_epoch);
     else
-        LOG_WARN("zk", "controller: cannot move the leader of %s-%s: %s", topic, part, zerror(rc));
+        LOG_WARN("zk", "controller: cannot move the leader of %s-%d: %s", topic, partition, zerror(rc));
 }
 
 /* A topic written by someone else (another tool, or a broker that died half-way) may lack its
@@ -886,12 +1092,10 @@ static void reconcile_topic(zk_store_t *s, const char *name, const int32_t *live
             LOG_INFO("zk", "controller: topic %s gets topic id %s", name, ids);
     }
     for (int32_t i = 0; !a.bad && i < np; i++) {
-        char part[16];
-        snprintf(part, sizeof(part), "%d", i);
         zpath(s, p, "/brokers/topics/%s/partitions/%d/state", name, i);
         int rc = zoo_exists(s->zh, p, 0, NULL);
         if (rc == ZOK) {
-            reconcile_partition(s, name, part, live, nlive);
+            reconcile_partition(s, name, i, &t.partitions[i], live, nlive);
             continue;
         }
         if (rc != ZNONODE)
@@ -933,21 +1137,13 @@ static void reconcile(zk_store_t *s)
     if (!s->is_controller)
         return;
     char path[ZK_PATH_MAX];
-    struct String_vector ids = {0, NULL}, topics = {0, NULL};
-    zpath(s, path, "/brokers/ids");
-    if (zoo_get_children(s->zh, path, 0, &ids) != ZOK)
+    struct String_vector topics = {0, NULL};
+    int32_t *live;
+    int nlive;
+    if (read_live(s, &live, &nlive) != ZOK)
         return;
-    int32_t *live = calloc((size_t)(ids.count > 0 ? ids.count : 1), sizeof(int32_t));
-    int nlive = 0;
-    for (int i = 0; live && i < ids.count; i++) {
-        char *e;
-        long id = strtol(ids.data[i], &e, 10);
-        if (*e == '\0')
-            live[nlive++] = (int32_t)id;
-    }
-    deallocate_String_vector(&ids);
     zpath(s, path, "/brokers/topics");
-    if (live == NULL || zoo_get_children(s->zh, path, 0, &topics) != ZOK) {
+    if (zoo_get_children(s->zh, path, 0, &topics) != ZOK) {
         free(live);
         return;
     }
@@ -955,6 +1151,422 @@ static void reconcile(zk_store_t *s)
         reconcile_topic(s, topics.data[t], live, nlive);
     deallocate_String_vector(&topics);
     free(live);
+}
+
+/* ---- worker: elections, controlled shutdown, added partitions ---- */
+
+static void topic_free(zk_topic_t *t)
+{
+    free(t->partitions);
+    free(t->config_json);
+    memset(t, 0, sizeof(*t));
+}
+
+/* A topic's replica assignment (/brokers/topics/<t>, no watch) into t: name, id, npartitions and
+ * each partition's replicas (leader -1, no ISR). 0, or -1 when missing or unreadable. */
+static int read_assignment(zk_store_t *s, const char *name, zk_topic_t *t)
+{
+    char path[ZK_PATH_MAX];
+    int len;
+    memset(t, 0, sizeof(*t));
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    zpath(s, path, "/brokers/topics/%s", name);
+    if (get_data(s, path, false, 0, &len, NULL) != ZOK)
+        return -1;
+    const char *end = s->data + len;
+    const char *parts = zkjson_find(s->data, end, "partitions");
+    const char *idv = zkjson_find(s->data, end, "topic_id");
+    if (idv && zkjson_string(idv, end, t->id, sizeof(t->id)) < 0)
+        t->id[0] = '\0';
+    int np = parts ? zkjson_object_foreach(parts, end, NULL, NULL) : -1;
+    if (np <= 0 || (t->partitions = calloc((size_t)np, sizeof(zk_partition_t))) == NULL)
+        return -1;
+    t->npartitions = np;
+    assign_ctx_t a = {t, 0};
+    zkjson_object_foreach(parts, end, assign_cb, &a);
+    for (int32_t p = 0; p < np; p++)
+        t->partitions[p].leader = -1;
+    if (a.bad) {
+        topic_free(t);
+        return -1;
+    }
+    return 0;
+}
+
+/* One election by this worker (ElectLeaders, /admin/preferred_replica_election or the controller's
+ * rebalance): reads the state, decides, and writes it fenced by *cepoch / *fence (both refreshed
+ * when the controller moved meanwhile). *leader receives the leader afterwards. */
+static zk_elect_result_t elect_partition(zk_store_t *s, const char *topic, int32_t partition,
+                                         const zk_partition_t *assigned, zk_election_type_t type, const int32_t *live,
+                                         int nlive, int32_t *cepoch, int *fence, int32_t *leader)
+{
+    for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+        pstate_t ps;
+        int rc = read_state(s, topic, partition, &ps);
+        if (rc == ZNONODE)
+            return ZK_ELECT_UNKNOWN; /* no state yet: the partition is being created */
+        if (rc != ZOK)
+            return ZK_ELECT_FAILED;
+        *leader = ps.leader;
+        int32_t next, isr[ZK_MAX_REPLICAS];
+        int nisr;
+        if (type == ZK_ELECT_PREFERRED) {
+            zk_elect_result_t r = zk_store_elect_preferred(assigned->replicas, assigned->nreplicas, ps.leader, ps.isr,
+                                                           ps.nisr, live, nlive);
+            if (r != ZK_ELECTED)
+                return r;
+            next = assigned->replicas[0];
+            memcpy(isr, ps.isr, sizeof(int32_t) * (size_t)ps.nisr);
+            nisr = ps.nisr;
+        } else {
+            if (ps.leader >= 0 && id_in(ps.leader, live, nlive))
+                return ZK_ELECT_NOT_NEEDED;
+            if (!zk_store_elect_leader(ps.leader, ps.isr, ps.nisr, live, nlive, assigned->replicas,
+                                       assigned->nreplicas, true, &next, isr, &nisr) ||
+                next < 0)
+                return ZK_ELECT_NOT_AVAILABLE;
+        }
+        rc = write_state(s, topic, partition, *cepoch, next, ps.epoch + 1, isr, nisr, ps.version, *fence);
+        if (rc == ZOK) {
+            LOG_INFO("zk", "%s-%d: %s election: leader %d -> %d, %d in ISR (leader epoch %lld)", topic, partition,
+                     type == ZK_ELECT_PREFERRED ? "preferred" : "unclean", ps.leader, next, nisr,
+                     (long long)ps.epoch + 1);
+            *leader = next;
+            return ZK_ELECTED;
+        }
+        if (rc != ZBADVERSION) {
+            LOG_WARN("zk", "%s-%d: cannot write the elected leader: %s", topic, partition, zerror(rc));
+            return ZK_ELECT_FAILED;
+        }
+        /* The state or the controller changed under the write: read both again. */
+        if (read_controller_epoch(s, cepoch, fence) != ZOK)
+            return ZK_ELECT_FAILED;
+    }
+    return ZK_ELECT_FAILED;
+}
+
+/* Runs elections for n partitions (grouped by topic for fewer reads); returns how many moved. */
+static int run_elections(zk_store_t *s, zk_election_type_t type, zk_election_t *es, int n)
+{
+    int32_t *live = NULL, cepoch = 0;
+    int nlive = 0, fence = -1, moved = 0;
+    bool ok = read_live(s, &live, &nlive) == ZOK && read_controller_epoch(s, &cepoch, &fence) == ZOK;
+    zk_topic_t t;
+    memset(&t, 0, sizeof(t));
+    bool have = false;
+    for (int i = 0; i < n; i++) {
+        zk_election_t *e = &es[i];
+        e->leader = -1;
+        if (!ok) {
+            e->result = ZK_ELECT_FAILED;
+            continue;
+        }
+        if (!have || strcmp(t.name, e->topic) != 0) {
+            topic_free(&t);
+            have = true;
+            if (read_assignment(s, e->topic, &t) != 0)
+                snprintf(t.name, sizeof(t.name), "%s", e->topic); /* unknown: npartitions 0 */
+        }
+        if (e->partition < 0 || e->partition >= t.npartitions) {
+            e->result = ZK_ELECT_UNKNOWN;
+            continue;
+        }
+        e->result = elect_partition(s, e->topic, e->partition, &t.partitions[e->partition], type, live, nlive,
+                                    &cepoch, &fence, &e->leader);
+        if (e->result == ZK_ELECTED)
+            moved++;
+    }
+    topic_free(&t);
+    free(live);
+    return moved;
+}
+
+/* Kafka's /admin/preferred_replica_election (written by its older tools): the controller runs a
+ * preferred election for each listed partition, then deletes the znode. Everyone keeps a watch on
+ * it. Returns how many leaders moved. */
+static int process_preferred(zk_store_t *s)
+{
+    char path[ZK_PATH_MAX];
+    zpath(s, path, "/admin/preferred_replica_election");
+    int rc = zoo_wexists(s->zh, path, work_watcher, (void *)(uintptr_t)W_PREFERRED, NULL);
+    int len;
+    if (rc != ZOK || !s->is_controller || get_data(s, path, false, 0, &len, NULL) != ZOK)
+        return 0;
+    const char *end = s->data + len;
+    const char *q = zkjson_find(s->data, end, "partitions");
+    zk_election_t *es = NULL;
+    int n = 0, cap = 0;
+    while (q && q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+        q++;
+    if (q && q < end && *q == '[') {
+        for (q++;;) {
+            while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r' || *q == ','))
+                q++;
+            const char *next = q < end && *q != ']' ? zkjson_skip(q, end) : NULL;
+            if (next == NULL)
+                break;
+            const char *tv = zkjson_find(q, next, "topic");
+            const char *pv = zkjson_find(q, next, "partition");
+            int64_t part;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                zk_election_t *grown = realloc(es, sizeof(*es) * (size_t)cap);
+                if (grown == NULL)
+                    break;
+                es = grown;
+            }
+            if (tv && pv && zkjson_int(pv, next, &part) == 0 && part >= 0 && part <= INT32_MAX &&
+                zkjson_string(tv, next, es[n].topic, sizeof(es[n].topic)) > 0) {
+                es[n].partition = (int32_t)part;
+                n++;
+            }
+            q = next;
+        }
+    }
+    int moved = n > 0 ? run_elections(s, ZK_ELECT_PREFERRED, es, n) : 0;
+    LOG_INFO("zk", "controller: %s asked for %d preferred election(s); %d leader(s) moved", path, n, moved);
+    free(es);
+    rc = zoo_delete(s->zh, path, -1);
+    if (rc != ZOK && rc != ZNONODE)
+        LOG_WARN("zk", "controller: cannot delete %s: %s", path, zerror(rc));
+    return moved;
+}
+
+/* The controller's periodic leader rebalance (auto.leader.rebalance.enable): over every
+ * partition, zk_store_rebalance_pick, then a preferred election for each picked. Returns how
+ * many leaders moved. */
+static int rebalance(zk_store_t *s)
+{
+    char path[ZK_PATH_MAX];
+    int32_t *live = NULL, cepoch;
+    int nlive, fence, moved = 0;
+    struct String_vector names = {0, NULL};
+    if (!s->is_controller || s->shutting_down || read_controller_epoch(s, &cepoch, &fence) != ZOK ||
+        cepoch != s->controller_epoch || read_live(s, &live, &nlive) != ZOK)
+        goto out;
+    zpath(s, path, "/brokers/topics");
+    if (zoo_get_children(s->zh, path, 0, &names) != ZOK)
+        goto out;
+    zk_topic_t *ts = calloc((size_t)(names.count > 0 ? names.count : 1), sizeof(*ts));
+    int nt = 0, total = 0;
+    for (int i = 0; ts && i < names.count; i++) {
+        if (read_topic(s, names.data[i], &ts[nt]) == 0)
+            total += ts[nt++].npartitions;
+        else
+            topic_free(&ts[nt]);
+    }
+    zk_partition_t *parts = calloc((size_t)(total > 0 ? total : 1), sizeof(*parts));
+    bool *elect = calloc((size_t)(total > 0 ? total : 1), sizeof(*elect));
+    if (ts && parts && elect) {
+        int k = 0;
+        for (int i = 0; i < nt; i++)
+            for (int32_t p = 0; p < ts[i].npartitions; p++)
+                parts[k++] = ts[i].partitions[p];
+        if (zk_store_rebalance_pick(parts, total, live, nlive, s->opt.imbalance_pct, elect) > 0) {
+            k = 0;
+            for (int i = 0; i < nt; i++) {
+                for (int32_t p = 0; p < ts[i].npartitions; p++, k++) {
+                    int32_t leader;
+                    if (elect[k] && elect_partition(s, ts[i].name, p, &parts[k], ZK_ELECT_PREFERRED, live, nlive,
+                                                    &cepoch, &fence, &leader) == ZK_ELECTED)
+                        moved++;
+                }
+            }
+            LOG_INFO("zk", "controller: leader rebalance moved %d leader(s) to their preferred replica", moved);
+        }
+    }
+    for (int i = 0; ts && i < nt; i++)
+        topic_free(&ts[i]);
+    free(ts);
+    free(parts);
+    free(elect);
+out:
+    if (names.data)
+        deallocate_String_vector(&names);
+    free(live);
+    return moved;
+}
+
+/* This broker's controlled shutdown (see zk_store_controlled_shutdown). */
+static void do_shutdown(zk_store_t *s, char *msg, size_t msglen)
+{
+    char path[ZK_PATH_MAX];
+    const int32_t me = s->opt.broker_id;
+    int32_t *live = NULL, cepoch;
+    int nlive, fence, moved = 0, left = 0, kept = 0;
+    struct String_vector names = {0, NULL};
+    s->shutting_down = true;
+    zpath(s, path, "/brokers/topics");
+    if (read_live(s, &live, &nlive) != ZOK || read_controller_epoch(s, &cepoch, &fence) != ZOK ||
+        zoo_get_children(s->zh, path, 0, &names) != ZOK) {
+        snprintf(msg, msglen, "cannot read the cluster state from ZooKeeper");
+        free(live);
+        return;
+    }
+    for (int i = 0; i < names.count; i++) {
+        zk_topic_t t;
+        if (read_assignment(s, names.data[i], &t) != 0)
+            continue;
+        for (int32_t p = 0; p < t.npartitions; p++) {
+            const zk_partition_t *a = &t.partitions[p];
+            if (a->nreplicas < 2 || !id_in(me, a->replicas, a->nreplicas))
+                continue;
+            for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+                pstate_t ps;
+                if (read_state(s, t.name, p, &ps) != ZOK)
+                    break;
+                int32_t next = ps.leader, isr[ZK_MAX_REPLICAS];
+                int nisr = 0;
+                for (int k = 0; k < ps.nisr; k++)
+                    if (ps.isr[k] != me)
+                        isr[nisr++] = ps.isr[k];
+                int64_t epoch = ps.epoch;
+                if (ps.leader == me) {
+                    next = zk_store_shutdown_leader(a->replicas, a->nreplicas, ps.isr, ps.nisr, live, nlive, me);
+                    if (next < 0) {
+                        kept++; /* no other live in-sync replica: it stays here until we are gone */
+                        break;
+                    }
+                    epoch++;
+                } else if (ps.leader < 0 || nisr == ps.nisr || nisr == 0) {
+                    break; /* not in the ISR, or no leader to keep serving */
+                }
+                int rc = write_state(s, t.name, p, cepoch, next, epoch, isr, nisr, ps.version, fence);
+                if (rc == ZOK) {
+                    if (ps.leader == me) {
+                        moved++;
+                        LOG_INFO("zk", "%s-%d: controlled shutdown: leader %d -> %d (leader epoch %lld)", t.name, p,
+                                 me, next, (long long)epoch);
+                    } else {
+                        left++;
+                    }
+                    break;
+                }
+                if (rc != ZBADVERSION || read_controller_epoch(s, &cepoch, &fence) != ZOK) {
+                    LOG_WARN("zk", "%s-%d: controlled shutdown: cannot write the state: %s", t.name, p, zerror(rc));
+                    break;
+                }
+            }
+        }
+        topic_free(&t);
+    }
+    deallocate_String_vector(&names);
+    free(live);
+    snprintf(msg, msglen, "moved the leadership of %d partition(s), left the ISR of %d, %d led here without "
+                          "another live in-sync replica", moved, left, kept);
+    LOG_INFO("zk", "controlled shutdown of broker %d: %s", me, msg);
+}
+
+/* Adds partitions to a topic (see zk_store_add_partitions). */
+static int16_t do_add_partitions(zk_store_t *s, create_cmd_t *c, char *msg, size_t msglen)
+{
+    char path[ZK_PATH_MAX];
+    const int32_t old = c->partition, count = c->npartitions, added = count - old;
+    for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+        int32_t cepoch;
+        int fence, len;
+        struct Stat st;
+        if (read_controller_epoch(s, &cepoch, &fence) != ZOK)
+            cepoch = s->controller_epoch;
+        zpath(s, path, "/brokers/topics/%s", c->name);
+        int rc = get_data(s, path, false, 0, &len, &st);
+        if (rc == ZNONODE) {
+            snprintf(msg, msglen, "The topic '%s' does not exist.", c->name);
+            return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        }
+        if (rc != ZOK) {
+            snprintf(msg, msglen, "cannot read %s: %s", path, zerror(rc));
+            return KERR_UNKNOWN_SERVER_ERROR;
+        }
+        const char *end = s->data + len;
+        const char *parts = zkjson_find(s->data, end, "partitions");
+        const char *pend = parts ? zkjson_skip(parts, end) : NULL;
+        const char *idv = zkjson_find(s->data, end, "topic_id");
+        char id[23] = "";
+        int np = parts ? zkjson_object_foreach(parts, end, NULL, NULL) : -1;
+        if (pend == NULL || np <= 0 || pend[-1] != '}' || (idv && zkjson_string(idv, end, id, sizeof(id)) < 0)) {
+            snprintf(msg, msglen, "unreadable %s", path);
+            return KERR_UNKNOWN_SERVER_ERROR;
+        }
+        if (np != old) {
+            snprintf(msg, msglen, "Topic currently has %d partitions, %d would not be an increase of the %d "
+                                  "this request was checked against.", np, count, old);
+            return KERR_INVALID_PARTITIONS;
+        }
+        int nops = 1 + 2 * added;
+        zoo_op_t *ops = calloc((size_t)nops, sizeof(*ops));
+        zoo_op_result_t *res = calloc((size_t)nops, sizeof(*res));
+        char(*paths)[ZK_PATH_MAX] = calloc((size_t)nops, ZK_PATH_MAX);
+        buf_t *vals = calloc((size_t)nops, sizeof(buf_t));
+        int16_t err = KERR_NONE;
+        bool retry = false;
+        if (ops == NULL || res == NULL || paths == NULL || vals == NULL) {
+            snprintf(msg, msglen, "out of memory");
+            err = KERR_UNKNOWN_SERVER_ERROR;
+            goto next;
+        }
+        for (int i = 0; i < nops; i++)
+            buf_init(&vals[i]);
+        /* The assignment with the new partitions after the existing ones (Kafka's, version 3). */
+        PUT_LIT(&vals[0], "{\"version\":3,\"partitions\":");
+        buf_put(&vals[0], parts, (size_t)(pend - 1 - parts));
+        for (int32_t k = 0; k < added; k++) {
+            char key[32];
+            int l = snprintf(key, sizeof(key), ",\"%d\":", old + k);
+            buf_put(&vals[0], key, (size_t)l);
+            put_int_array(&vals[0], c->assignment + (size_t)k * (size_t)c->rf, c->rf);
+        }
+        PUT_LIT(&vals[0], "},\"adding_replicas\":{},\"removing_replicas\":{}");
+        if (id[0]) {
+            PUT_LIT(&vals[0], ",\"topic_id\":");
+            zkjson_put_string(&vals[0], id);
+        }
+        PUT_LIT(&vals[0], "}");
+        zpath(s, paths[0], "/brokers/topics/%s", c->name);
+        for (int32_t k = 0; k < added; k++) {
+            const int32_t *r = c->assignment + (size_t)k * (size_t)c->rf;
+            zpath(s, paths[1 + 2 * k], "/brokers/topics/%s/partitions/%d", c->name, old + k);
+            zpath(s, paths[2 + 2 * k], "/brokers/topics/%s/partitions/%d/state", c->name, old + k);
+            char head[128];
+            int l = snprintf(head, sizeof(head), "{\"controller_epoch\":%d,\"leader\":%d,\"version\":1,"
+                                                 "\"leader_epoch\":0,\"isr\":", cepoch, r[0]);
+            buf_put(&vals[2 + 2 * k], head, (size_t)l);
+            put_int_array(&vals[2 + 2 * k], r, c->rf);
+            PUT_LIT(&vals[2 + 2 * k], "}");
+        }
+        for (int i = 0; i < nops; i++) {
+            if (vals[i].oom) {
+                snprintf(msg, msglen, "out of memory");
+                err = KERR_UNKNOWN_SERVER_ERROR;
+                goto next;
+            }
+        }
+        zoo_set_op_init(&ops[0], paths[0], (const char *)vals[0].data, (int)vals[0].len, st.version, &st);
+        for (int i = 1; i < nops; i++)
+            zoo_create_op_init(&ops[i], paths[i], vals[i].len ? (const char *)vals[i].data : NULL,
+                               vals[i].len ? (int)vals[i].len : -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+        rc = zoo_multi(s->zh, nops, ops, res);
+        if (rc == ZOK) {
+            LOG_INFO("zk", "topic %s: partitions %d to %d added (replication factor %d)", c->name, old, count - 1,
+                     c->rf);
+        } else if (rc == ZBADVERSION) {
+            retry = true; /* the assignment changed meanwhile: look again */
+        } else {
+            snprintf(msg, msglen, "cannot add partitions to %s in ZooKeeper: %s", c->name, zerror(rc));
+            err = KERR_UNKNOWN_SERVER_ERROR;
+        }
+    next:
+        for (int i = 0; vals && i < nops; i++)
+            buf_free(&vals[i]);
+        free(vals);
+        free(paths);
+        free(res);
+        free(ops);
+        if (!retry)
+            return err;
+    }
+    snprintf(msg, msglen, "the assignment of %s kept changing", c->name);
+    return KERR_UNKNOWN_SERVER_ERROR;
 }
 
 /* Writes /config/topics/<t> and announces it with a sequential /config/changes/config_change_ znode. */
@@ -1043,20 +1655,25 @@ static void *worker_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&s->mu);
         while (!s->stop && s->work == 0 && s->creates == NULL) {
-            if (!s->registered) {
-                /* Retry the registration every half second while an old session's znode lingers. */
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_nsec += 500000000L;
-                if (until.tv_nsec >= 1000000000L) {
-                    until.tv_sec++;
-                    until.tv_nsec -= 1000000000L;
-                }
-                if (pthread_cond_timedwait(&s->cond, &s->mu, &until) == ETIMEDOUT)
-                    s->work |= W_REGISTER;
-            } else {
+            /* Timed waits: the registration is retried every half second while an old session's
+             * znode lingers, and the controller rebalances leaders every rebalance interval. */
+            bool rebalancing = s->is_controller && s->opt.auto_rebalance && !s->shutting_down;
+            int64_t now = wall_ms(), until_ms = s->registered ? -1 : now + 500;
+            if (rebalancing && (until_ms < 0 || s->next_rebalance_ms < until_ms))
+                until_ms = s->next_rebalance_ms;
+            if (until_ms < 0) {
                 pthread_cond_wait(&s->cond, &s->mu);
+                continue;
             }
+            if (until_ms > now) {
+                struct timespec until = {.tv_sec = until_ms / 1000, .tv_nsec = (until_ms % 1000) * 1000000L};
+                if (pthread_cond_timedwait(&s->cond, &s->mu, &until) != ETIMEDOUT)
+                    continue;
+            }
+            if (!s->registered)
+                s->work |= W_REGISTER;
+            if (rebalancing && wall_ms() >= s->next_rebalance_ms)
+                s->work |= W_REBALANCE;
         }
         if (s->stop) {
             pthread_mutex_unlock(&s->mu);
@@ -1093,10 +1710,17 @@ static void *worker_main(void *arg)
             elect(s);
         if (work & (W_ELECT | W_DELETES))
             process_deletes(s);
+        if ((work & (W_ELECT | W_PREFERRED)) && process_preferred(s) > 0)
+            work |= W_TOPICS;
         if (work & W_BROKERS)
             refresh_brokers(s);
         if (work & (W_BROKERS | W_ELECT | W_TOPICS))
             reconcile(s);
+        if (work & W_REBALANCE) {
+            if (rebalance(s) > 0)
+                work |= W_TOPICS;
+            s->next_rebalance_ms = wall_ms() + s->opt.rebalance_interval_ms;
+        }
         zk_event_t *done = NULL, **done_tail = &done;
         while (creates) {
             create_cmd_t *c = creates;
@@ -1111,6 +1735,17 @@ static void *worker_main(void *arg)
                     do_isr(s, c);
                 free(ev);
                 ev = NULL;
+            } else if (c->is_elect) {
+                run_elections(s, c->elect_type, c->elections, c->nelections);
+                if (ev) {
+                    ev->elections = c->elections;
+                    ev->nelections = c->nelections;
+                    c->elections = NULL;
+                }
+            } else if (c->is_shutdown) {
+                do_shutdown(s, msg, 256);
+            } else if (c->is_add_partitions) {
+                err = do_add_partitions(s, c, msg, 256);
             } else {
                 err = c->is_delete ? do_delete_request(s, c, msg, 256) : do_create(s, c, msg, 256);
             }
@@ -1124,6 +1759,7 @@ static void *worker_main(void *arg)
             work |= W_TOPICS;
             free(c->assignment);
             free(c->config_json);
+            free(c->elections);
             free(c);
         }
         if (work & W_TOPICS)
@@ -1256,6 +1892,67 @@ int zk_store_set_isr(zk_store_t *s, const char *name, int32_t partition, int32_t
     return 0;
 }
 
+/* Queues a command for the worker. */
+static void queue_cmd(zk_store_t *s, create_cmd_t *c)
+{
+    pthread_mutex_lock(&s->mu);
+    *s->creates_tail = c;
+    s->creates_tail = &c->next;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int zk_store_elect_leaders(zk_store_t *s, zk_election_type_t type, const zk_election_t *targets, int n,
+                           uint64_t token)
+{
+    create_cmd_t *c = calloc(1, sizeof(*c));
+    if (c == NULL || n < 0 || (c->elections = malloc(sizeof(zk_election_t) * (size_t)(n > 0 ? n : 1))) == NULL) {
+        free(c);
+        return -1;
+    }
+    if (n > 0)
+        memcpy(c->elections, targets, sizeof(zk_election_t) * (size_t)n);
+    c->nelections = n;
+    c->is_elect = true;
+    c->elect_type = type;
+    c->token = token;
+    queue_cmd(s, c);
+    return 0;
+}
+
+int zk_store_controlled_shutdown(zk_store_t *s, uint64_t token)
+{
+    create_cmd_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -1;
+    c->is_shutdown = true;
+    c->token = token;
+    queue_cmd(s, c);
+    return 0;
+}
+
+int zk_store_add_partitions(zk_store_t *s, const char *name, int32_t old_count, int32_t new_count, int rf,
+                            const int32_t *assignment, uint64_t token)
+{
+    if (old_count <= 0 || new_count <= old_count || rf <= 0 || rf > ZK_MAX_REPLICAS)
+        return -1;
+    create_cmd_t *c = calloc(1, sizeof(*c));
+    size_t n = (size_t)(new_count - old_count) * (size_t)rf;
+    if (c == NULL || (c->assignment = malloc(n * sizeof(int32_t))) == NULL) {
+        free(c);
+        return -1;
+    }
+    memcpy(c->assignment, assignment, n * sizeof(int32_t));
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    c->is_add_partitions = true;
+    c->partition = old_count;
+    c->npartitions = new_count;
+    c->rf = rf;
+    c->token = token;
+    queue_cmd(s, c);
+    return 0;
+}
+
 void zk_store_close(zk_store_t *s)
 {
     if (s == NULL)
@@ -1280,5 +1977,6 @@ void zk_event_free(zk_event_t *ev)
     }
     free(ev->topics);
     free(ev->brokers);
+    free(ev->elections);
     free(ev);
 }

@@ -10,6 +10,7 @@
  *   /brokers/topics/<t>/partitions/<p>/state     {"controller_epoch":..,"leader":..,"leader_epoch":..,
  *                                                 "isr":[..],"version":1}
  *   /config/topics/<t>                           {"version":1,"config":{"k":"v"}}
+ *   /admin/preferred_replica_election            {"version":1,"partitions":[{"topic":"t","partition":0}]}
  *
  * Every ZooKeeper call runs on one worker thread of this module (the
  * synchronous libzookeeper-mt API); watches and session events only set
@@ -18,7 +19,16 @@
  * never blocks on ZooKeeper and all metadata changes happen on its thread.
  *
  * @locality: zk_store_open/close and zk_store_poll on the loop thread;
- * zk_store_create_topic may be called from the loop thread at any time.
+ * the queueing calls (zk_store_create_topic, _delete_topic, _set_topic_config,
+ * _set_isr, _elect_leaders, _controlled_shutdown, _add_partitions) may be
+ * called from the loop thread at any time; they take the store's mutex.
+ *
+ * Besides the controller's duties (electing leaders when brokers come and go,
+ * completing topics, deletions, the periodic leader rebalance and Kafka's
+ * /admin/preferred_replica_election), any broker's worker writes partition
+ * states for ElectLeaders and for its own controlled shutdown: those writes
+ * are multi-ops conditional on the state znode's version and on
+ * /controller_epoch's znode version, so they never cross a controller change.
  */
 #ifndef RUNNEL_ZK_STORE_H
 #define RUNNEL_ZK_STORE_H
@@ -55,6 +65,25 @@ typedef struct zk_topic {
     char *config_json; /* the "config" object of /config/topics/<t>, NUL-terminated, or NULL */
 } zk_topic_t;
 
+/* Leader elections asked for by the ElectLeaders API (Kafka's ElectionType values). */
+typedef enum { ZK_ELECT_PREFERRED = 0, ZK_ELECT_UNCLEAN = 1 } zk_election_type_t;
+
+typedef enum {
+    ZK_ELECTED,             /* a new leader was written (leader) */
+    ZK_ELECT_NOT_NEEDED,    /* the preferred replica leads already / a live leader exists (unclean) */
+    ZK_ELECT_NOT_AVAILABLE, /* the preferred replica is not live or not in the ISR / no replica is live */
+    ZK_ELECT_UNKNOWN,       /* ZooKeeper has no such topic or partition */
+    ZK_ELECT_FAILED,        /* a ZooKeeper error, or the state kept changing under the write */
+} zk_elect_result_t;
+
+/* One partition of an election request and, in the ZK_EV_DONE event, its result. */
+typedef struct zk_election {
+    char topic[256];
+    int32_t partition;
+    zk_elect_result_t result;
+    int32_t leader; /* the leader after the election (-1: none) */
+} zk_election_t;
+
 typedef enum {
     ZK_EV_BROKERS,    /* brokers/nbrokers: every registered broker, by id */
     ZK_EV_CONTROLLER, /* controller_id (-1: none), controller_epoch */
@@ -73,6 +102,8 @@ typedef struct zk_event {
     uint64_t token;
     int16_t error;
     char message[256];
+    zk_election_t *elections; /* ZK_EV_DONE of zk_store_elect_leaders: the request's entries with results */
+    int nelections;
 } zk_event_t;
 
 typedef struct zk_store_options {
@@ -83,6 +114,10 @@ typedef struct zk_store_options {
     const char *listener_name;
     const char *host; /* advertised */
     int32_t port;
+    bool auto_rebalance;           /* auto.leader.rebalance.enable */
+    int64_t rebalance_interval_ms; /* leader.imbalance.check.interval.seconds, in ms */
+    int imbalance_pct;             /* leader.imbalance.per.broker.percentage */
+    bool unclean;                  /* unclean.leader.election.enable (topics may override it) */
 } zk_store_options_t;
 
 /* Splits host:port[,...][/chroot]: the host list into hosts, the chroot ("" for none, no trailing
@@ -118,13 +153,56 @@ int zk_store_set_topic_config(zk_store_t *s, const char *name, const char *confi
  * broker as leader at leader_epoch; the next ZK_EV_TOPICS snapshot shows the result. */
 int zk_store_set_isr(zk_store_t *s, const char *name, int32_t partition, int32_t leader_epoch, const int32_t *isr,
                      int nisr);
-/* The controller's choice for one partition (pure, for the worker and the tests): when the leader
- * is not among the live brokers (or there is none, -1), the first live ISR member leads and the
- * ISR keeps only live members; when no ISR member is live the partition has no leader (-1) and
- * keeps its ISR (no unclean election). Returns false when nothing changes. new_isr has room for
- * nisr ids. */
+/* Queues leader elections (the ElectLeaders API) for n partitions, made by this broker's worker
+ * whether or not it is the controller: each state znode write is conditional on its version and on
+ * /controller_epoch being unchanged (a multi-op), and carries the current controller epoch.
+ * Preferred: the first replica leads (new leader epoch, same ISR) when it is live and in the ISR.
+ * Unclean: a partition whose leader is not live gets the first live ISR member, or else the first
+ * live replica with the ISR reduced to it. ZK_EV_DONE with this token carries the n entries with
+ * their results, after the ZK_EV_TOPICS snapshot showing them. */
+int zk_store_elect_leaders(zk_store_t *s, zk_election_type_t type, const zk_election_t *targets, int n,
+                           uint64_t token);
+/* Queues this broker's controlled shutdown (Kafka's, done by its own worker rather than by the
+ * controller): each partition it leads with another live ISR member moves to the first such replica
+ * of the assignment (new leader epoch, the ISR without this broker); it leaves the ISR of the
+ * partitions it follows (same leader epoch). Writes are conditional as in zk_store_elect_leaders.
+ * From then on the worker no longer rebalances leaders. ZK_EV_DONE with this token follows the
+ * snapshot showing the result; error is NONE, message says how many partitions moved. */
+int zk_store_controlled_shutdown(zk_store_t *s, uint64_t token);
+/* Queues adding partitions to a topic that has old_count: /brokers/topics/<t> gets the assignment
+ * extended with assignment ((new_count - old_count) * rf ids), and each new partition its state
+ * (first replica leading, all replicas in the ISR), in one multi-op conditional on the topic
+ * znode's version. ZK_EV_DONE with this token follows the snapshot holding the new partitions
+ * (INVALID_PARTITIONS when the topic no longer has old_count partitions). */
+int zk_store_add_partitions(zk_store_t *s, const char *name, int32_t old_count, int32_t new_count, int rf,
+                            const int32_t *assignment, uint64_t token);
+
+/* ---- the controller's choices (pure, for the worker and the tests) ---- */
+
+/* One partition after broker changes: when the leader is not among the live brokers (or there is
+ * none, -1), the first live ISR member leads and the ISR keeps only live members; a live leader
+ * stays (same epoch) while dead members leave the ISR. When no ISR member is live: with unclean,
+ * the first live replica of replicas leads with an ISR of just itself (Kafka's unclean election);
+ * otherwise, or without a live replica, the partition has no leader (-1) and keeps its ISR.
+ * Returns false when nothing changes. new_isr has room for max(nisr, 1) ids. */
 bool zk_store_elect_leader(int32_t leader, const int32_t *isr, int nisr, const int32_t *live, int nlive,
-                           int32_t *next, int32_t *new_isr, int *new_nisr);
+                           const int32_t *replicas, int nreplicas, bool unclean, int32_t *next, int32_t *new_isr,
+                           int *new_nisr);
+/* Preferred replica election of one partition: ZK_ELECTED when the first replica is live, in the
+ * ISR and not the leader (it is to lead, the ISR unchanged), ZK_ELECT_NOT_NEEDED when it leads,
+ * ZK_ELECT_NOT_AVAILABLE otherwise. */
+zk_elect_result_t zk_store_elect_preferred(const int32_t *replicas, int nreplicas, int32_t leader,
+                                           const int32_t *isr, int nisr, const int32_t *live, int nlive);
+/* Controlled shutdown of broker `leaving`: the first replica of the assignment that is live, in the
+ * ISR and not leaving (Kafka's choice), or -1. */
+int32_t zk_store_shutdown_leader(const int32_t *replicas, int nreplicas, const int32_t *isr, int nisr,
+                                 const int32_t *live, int nlive, int32_t leaving);
+/* Kafka's automatic leader rebalance over n partitions: per broker B, of the partitions whose
+ * preferred (first) replica is B, the share led by another broker or by none; when it exceeds pct
+ * percent, those of them whose preferred replica is live and in the ISR are marked in elect.
+ * Returns how many are marked. */
+int zk_store_rebalance_pick(const zk_partition_t *parts, int n, const int32_t *live, int nlive, int pct,
+                            bool *elect);
 /* Stops the worker and closes the session (our ephemeral znodes go at once). */
 void zk_store_close(zk_store_t *s);
 void zk_event_free(zk_event_t *ev);

@@ -121,6 +121,7 @@ void handle_describe_groups(request_t *req);
 void handle_delete_groups(request_t *req);
 void handle_offset_delete(request_t *req);
 void handle_describe_log_dirs(request_t *req);
+void handle_elect_leaders(request_t *req); /* handlers_cluster.c */
 void handle_delete_records(request_t *req);
 void handle_offset_for_leader_epoch(request_t *req); /* handlers_epochs.c */
 /* handlers_txn.c */

@@ -1,4 +1,4 @@
-/* handlers_cluster.c - Metadata, DescribeCluster, DescribeLogDirs. */
+/* handlers_cluster.c - Metadata, DescribeCluster, DescribeLogDirs, ElectLeaders. */
 #include <string.h>
 #include <sys/statvfs.h>
 
@@ -295,4 +295,197 @@ void handle_describe_log_dirs(request_t *req)
         topics_foreach(b->topics, logdir_topic_cb, &c);
     }
     request_respond(req);
+}
+
+/* ---- ElectLeaders ---- */
+
+/* Kafka's codes for election results. */
+#define ELECT_PREFERRED_LEADER_NOT_AVAILABLE 80
+#define ELECT_ELIGIBLE_LEADERS_NOT_AVAILABLE 83
+#define ELECT_NOT_NEEDED 84
+
+static void elect_result(ElectLeadersResponse_PartitionResult *pr, const zk_election_t *e, int8_t type)
+{
+    pr->PartitionId = e->partition;
+    pr->ErrorMessage = kstr_null();
+    switch (e->result) {
+    case ZK_ELECTED:
+        pr->ErrorCode = KERR_NONE;
+        break;
+    case ZK_ELECT_NOT_NEEDED:
+        pr->ErrorCode = ELECT_NOT_NEEDED;
+        pr->ErrorMessage = kstr_c("Leader election not needed for topic partition.");
+        break;
+    case ZK_ELECT_NOT_AVAILABLE:
+        pr->ErrorCode = type == ZK_ELECT_PREFERRED ? ELECT_PREFERRED_LEADER_NOT_AVAILABLE
+                                                   : ELECT_ELIGIBLE_LEADERS_NOT_AVAILABLE;
+        pr->ErrorMessage = kstr_c(type == ZK_ELECT_PREFERRED
+                                      ? "The preferred leader is not live or not in the ISR."
+                                      : "No replica of the partition is live.");
+        break;
+    case ZK_ELECT_UNKNOWN:
+        pr->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        pr->ErrorMessage = kstr_c("The partition does not exist.");
+        break;
+    default:
+        pr->ErrorCode = KERR_UNKNOWN_SERVER_ERROR;
+        pr->ErrorMessage = kstr_c("The election could not be written to ZooKeeper.");
+        break;
+    }
+}
+
+/* Fills the response from the results, one entry per run of the same topic. For a request on
+ * every partition (null list) partitions that needed no election are left out, as Kafka does. */
+static void elect_respond(request_t *req, const zk_election_t *res, int n)
+{
+    ElectLeadersRequest *r = req->body;
+    ElectLeadersResponse *resp = req->resp;
+    int8_t type = req->hdr.api_version >= 1 ? r->ElectionType : ZK_ELECT_PREFERRED;
+    bool all = r->TopicPartitions.count < 0;
+    int ngroups = 0;
+    const char *last = NULL;
+    for (int i = 0; i < n; i++) {
+        if (all && res[i].result == ZK_ELECT_NOT_NEEDED)
+            continue;
+        if (last == NULL || strcmp(last, res[i].topic) != 0)
+            ngroups++;
+        last = res[i].topic;
+    }
+    REQUEST_ARRAY(req, resp->ReplicaElectionResults, ngroups);
+    int g = -1;
+    last = NULL;
+    for (int i = 0; i < n && resp->ReplicaElectionResults.items; i++) {
+        if (all && res[i].result == ZK_ELECT_NOT_NEEDED)
+            continue;
+        if (last == NULL || strcmp(last, res[i].topic) != 0) {
+            ElectLeadersResponse_ReplicaElectionResult *t = &resp->ReplicaElectionResults.items[++g];
+            ElectLeadersResponse_ReplicaElectionResult_init(t);
+            t->Topic = request_strf(req, "%s", res[i].topic);
+            int k = 0;
+            for (int j = i; j < n; j++) {
+                if (all && res[j].result == ZK_ELECT_NOT_NEEDED)
+                    continue;
+                if (strcmp(res[j].topic, res[i].topic) != 0)
+                    break;
+                k++;
+            }
+            REQUEST_ARRAY(req, t->PartitionResult, k);
+            t->PartitionResult.count = 0;
+        }
+        last = res[i].topic;
+        ElectLeadersResponse_ReplicaElectionResult *t = &resp->ReplicaElectionResults.items[g];
+        if (t->PartitionResult.items == NULL)
+            continue;
+        ElectLeadersResponse_PartitionResult *pr = &t->PartitionResult.items[t->PartitionResult.count++];
+        ElectLeadersResponse_PartitionResult_init(pr);
+        elect_result(pr, &res[i], type);
+    }
+    request_respond(req);
+}
+
+static void elect_done(void *arg, const zk_election_t *results, int n)
+{
+    request_t *req = arg;
+    req->op = NULL;
+    req->cancel = NULL;
+    elect_respond(req, results, n);
+}
+
+static void elect_cancel(request_t *req) { cluster_op_cancel(req->broker->cluster, req->op); }
+
+typedef struct elect_list {
+    zk_election_t *items;
+    int n, cap;
+} elect_list_t;
+
+static void elect_add(elect_list_t *l, const char *topic, size_t len, int32_t partition)
+{
+    if (l->items == NULL || l->n >= l->cap)
+        return;
+    zk_election_t *e = &l->items[l->n++];
+    memset(e, 0, sizeof(*e));
+    if (len >= sizeof(e->topic))
+        len = sizeof(e->topic) - 1;
+    memcpy(e->topic, topic, len);
+    e->partition = partition;
+    e->result = ZK_ELECT_UNKNOWN;
+    e->leader = -1;
+}
+
+static void elect_local_topic(void *arg, topic_t *tp)
+{
+    elect_list_t *l = arg;
+    for (int32_t p = 0; p < tp->npartitions; p++)
+        elect_add(l, tp->name, strlen(tp->name), p);
+}
+
+static void count_local_partitions(void *arg, topic_t *tp) { *(int *)arg += tp->npartitions; }
+
+/* ElectLeaders: in cluster mode this broker's ZooKeeper worker makes the elections (see
+ * zk_store_elect_leaders), whichever broker is controller; the answer comes once this broker's
+ * snapshot shows the results. On a single node every partition is led by its only replica. */
+void handle_elect_leaders(request_t *req)
+{
+    broker_t *b = req->broker;
+    ElectLeadersRequest *r = req->body;
+    ElectLeadersResponse *resp = req->resp;
+    int8_t type = req->hdr.api_version >= 1 ? r->ElectionType : ZK_ELECT_PREFERRED;
+    resp->ErrorCode = KERR_NONE;
+    resp->ReplicaElectionResults.count = 0;
+    if (type != ZK_ELECT_PREFERRED && type != ZK_ELECT_UNCLEAN) {
+        resp->ErrorCode = KERR_INVALID_REQUEST;
+        request_respond(req);
+        return;
+    }
+    /* The partitions asked for, or every partition (null list). */
+    int n = 0;
+    if (r->TopicPartitions.count >= 0) {
+        for (int32_t i = 0; i < r->TopicPartitions.count; i++)
+            n += r->TopicPartitions.items[i].Partitions.count;
+    } else if (b->cluster) {
+        for (int i = 0; i < cluster_topic_count(b->cluster); i++)
+            n += cluster_topic_at(b->cluster, i)->npartitions;
+    } else {
+        topics_foreach(b->topics, count_local_partitions, &n);
+    }
+    elect_list_t l = {request_alloc(req, sizeof(zk_election_t) * (size_t)(n > 0 ? n : 1)), 0, n};
+    if (r->TopicPartitions.count >= 0) {
+        for (int32_t i = 0; i < r->TopicPartitions.count; i++) {
+            ElectLeadersRequest_TopicPartitions *t = &r->TopicPartitions.items[i];
+            for (int32_t j = 0; j < t->Partitions.count; j++)
+                elect_add(&l, t->Topic.ptr ? t->Topic.ptr : "", t->Topic.len > 0 ? (size_t)t->Topic.len : 0,
+                          t->Partitions.items[j]);
+        }
+    } else if (b->cluster) {
+        for (int i = 0; i < cluster_topic_count(b->cluster); i++) {
+            const zk_topic_t *zt = cluster_topic_at(b->cluster, i);
+            for (int32_t p = 0; p < zt->npartitions; p++)
+                elect_add(&l, zt->name, strlen(zt->name), p);
+        }
+    } else {
+        topics_foreach(b->topics, elect_local_topic, &l);
+    }
+    if (l.items == NULL) {
+        resp->ErrorCode = KERR_UNKNOWN_SERVER_ERROR;
+        request_respond(req);
+        return;
+    }
+    if (b->cluster) {
+        cluster_op_t *op = cluster_elect_leaders(b->cluster, (zk_election_type_t)type, l.items, l.n, elect_done, req);
+        if (op == NULL) {
+            resp->ErrorCode = KERR_UNKNOWN_SERVER_ERROR;
+            request_respond(req);
+            return;
+        }
+        req->op = op;
+        req->cancel = elect_cancel;
+        return;
+    }
+    for (int i = 0; i < l.n; i++) {
+        topic_t *tp = topics_find(b->topics, l.items[i].topic, strlen(l.items[i].topic));
+        bool known = tp && l.items[i].partition >= 0 && l.items[i].partition < tp->npartitions;
+        l.items[i].result = known ? ZK_ELECT_NOT_NEEDED : ZK_ELECT_UNKNOWN;
+        l.items[i].leader = known ? b->node_id : -1;
+    }
+    elect_respond(req, l.items, l.n);
 }

@@ -341,54 +341,126 @@ void handle_delete_topics(request_t *req)
     request_respond(req);
 }
 
+static void partitions_done(void *arg, int16_t error, const char *message)
+{
+    create_one_t *o = arg;
+    create_wait_t *w = o->w;
+    request_t *req = w->req;
+    CreatePartitionsResponse_CreatePartitionsTopicResult *res =
+        &((CreatePartitionsResponse *)req->resp)->Results.items[o->index];
+    w->ops[o->index] = NULL;
+    res->ErrorCode = error;
+    if (error != KERR_NONE)
+        res->ErrorMessage = request_strf(req, "%s", message);
+    if (--w->pending == 0) {
+        req->cancel = NULL;
+        req->op = NULL;
+        request_respond(req);
+    }
+}
+
+/* The replica lists of a request's new partitions: each checked (on a single node: this broker
+ * alone), copied into *flat ((count - current) * rf ids) in cluster mode. */
+static int16_t check_new_assignments(request_t *req, CreatePartitionsRequest_CreatePartitionsTopic *t,
+                                     int32_t current, int rf, bool cluster, int32_t **flat, char *msg,
+                                     size_t msglen)
+{
+    broker_t *b = req->broker;
+    *flat = NULL;
+    if (t->Assignments.count < 0)
+        return KERR_NONE;
+    if (t->Assignments.count != t->Count - current) {
+        snprintf(msg, msglen, "Increasing the number of partitions by %d but %d assignments provided.",
+                 t->Count - current, t->Assignments.count);
+        return KERR_INVALID_REPLICA_ASSIGNMENT;
+    }
+    if (cluster && (*flat = request_alloc(req, sizeof(int32_t) * (size_t)t->Assignments.count * (size_t)rf)) == NULL)
+        return KERR_UNKNOWN_SERVER_ERROR;
+    for (int32_t j = 0; j < t->Assignments.count; j++) {
+        CreatePartitionsRequest_CreatePartitionsAssignment *a = &t->Assignments.items[j];
+        if (cluster) {
+            int16_t err = cluster_check_assignment(b->cluster, a->BrokerIds.items, a->BrokerIds.count, rf, current + j,
+                                                   msg, msglen);
+            if (err != KERR_NONE)
+                return err;
+            memcpy(*flat + (size_t)j * (size_t)rf, a->BrokerIds.items, sizeof(int32_t) * (size_t)rf);
+        } else if (a->BrokerIds.count != 1 || a->BrokerIds.items[0] != b->node_id) {
+            snprintf(msg, msglen, "Assignment %d names brokers that do not exist.", j);
+            return KERR_INVALID_REPLICA_ASSIGNMENT;
+        }
+    }
+    return KERR_NONE;
+}
+
+/* CreatePartitions. In cluster mode the partitions are added in ZooKeeper (zk_store_add_partitions)
+ * and the answer comes once this broker's image has them; every broker opens them from its
+ * snapshot. */
 void handle_create_partitions(request_t *req)
 {
     broker_t *b = req->broker;
     CreatePartitionsRequest *r = req->body;
     CreatePartitionsResponse *resp = req->resp;
     REQUEST_ARRAY(req, resp->Results, r->Topics.count);
+    create_wait_t *w = NULL;
+    create_one_t *ones = NULL;
+    if (b->cluster && resp->Results.count > 0)
+        w = wait_new(req, resp->Results.count, &ones);
     for (int32_t i = 0; i < resp->Results.count; i++) {
         CreatePartitionsRequest_CreatePartitionsTopic *t = &r->Topics.items[i];
         CreatePartitionsResponse_CreatePartitionsTopicResult *res = &resp->Results.items[i];
         CreatePartitionsResponse_CreatePartitionsTopicResult_init(res);
         res->Name = t->Name;
         topic_t *tp = t->Name.len > 0 ? topics_find(b->topics, t->Name.ptr, (size_t)t->Name.len) : NULL;
-        char msg[256] = "";
+        /* Cluster mode: ZooKeeper's view of the topic decides (this broker may not have opened all
+         * its partitions yet). */
+        const zk_topic_t *zt = tp && b->cluster ? cluster_topic(b->cluster, tp->name) : NULL;
+        int32_t current = zt ? zt->npartitions : tp ? tp->npartitions : 0;
+        int rf = zt ? zt->partitions[0].nreplicas : 1;
+        int32_t *assignment = NULL;
+        char msg[512] = "";
         int16_t err = KERR_NONE;
         if (tp == NULL) {
             err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             snprintf(msg, sizeof(msg), "The topic '%.*s' does not exist.", t->Name.len > 0 ? t->Name.len : 0,
                      t->Name.ptr ? t->Name.ptr : "");
-        } else if (t->Count < tp->npartitions) {
+        } else if (t->Count < current) {
             err = KERR_INVALID_PARTITIONS;
             snprintf(msg, sizeof(msg), "Topic currently has %d partitions, which is higher than the requested %d.",
-                     tp->npartitions, t->Count);
-        } else if (t->Count == tp->npartitions) {
+                     current, t->Count);
+        } else if (t->Count == current) {
             err = KERR_INVALID_PARTITIONS;
-            snprintf(msg, sizeof(msg), "Topic already has %d partitions.", tp->npartitions);
-        } else if (t->Assignments.count >= 0 && t->Assignments.count != t->Count - tp->npartitions) {
-            err = KERR_INVALID_REPLICA_ASSIGNMENT;
-            snprintf(msg, sizeof(msg), "Increasing the number of partitions by %d but %d assignments provided.",
-                     t->Count - tp->npartitions, t->Assignments.count);
+            snprintf(msg, sizeof(msg), "Topic already has %d partitions.", current);
         } else {
-            for (int32_t j = 0; j < t->Assignments.count && err == KERR_NONE; j++) {
-                CreatePartitionsRequest_CreatePartitionsAssignment *a = &t->Assignments.items[j];
-                if (a->BrokerIds.count != 1 || a->BrokerIds.items[0] != b->node_id) {
-                    err = KERR_INVALID_REPLICA_ASSIGNMENT;
-                    snprintf(msg, sizeof(msg), "Assignment %d names brokers that do not exist.", j);
-                }
-            }
-            if (err == KERR_NONE && b->cluster && cluster_knows_topic(b->cluster, tp->name)) {
-                err = KERR_INVALID_REQUEST;
-                snprintf(msg, sizeof(msg), "Adding partitions is not supported in cluster mode yet.");
-            }
-            if (err == KERR_NONE && !r->ValidateOnly &&
-                topics_add_partitions(b->topics, tp, t->Count, msg, sizeof(msg)) != 0)
+            err = check_new_assignments(req, t, current, rf, zt != NULL, &assignment, msg, sizeof(msg));
+        }
+        if (err == KERR_NONE && zt && assignment == NULL && rf > cluster_broker_count(b->cluster)) {
+            err = KERR_INVALID_REPLICATION_FACTOR;
+            snprintf(msg, sizeof(msg), "Replication factor: %d larger than available brokers: %d.", rf,
+                     cluster_broker_count(b->cluster));
+        }
+        if (err == KERR_NONE && zt && !r->ValidateOnly) {
+            cluster_op_t *op = w ? cluster_create_partitions(b->cluster, tp->name, t->Count, assignment,
+                                                             partitions_done, &ones[i], &err, msg, sizeof(msg))
+                                 : NULL;
+            if (op) {
+                w->ops[i] = op;
+                w->pending++;
+            } else if (err == KERR_NONE) {
                 err = KERR_UNKNOWN_SERVER_ERROR;
+                snprintf(msg, sizeof(msg), "out of memory");
+            }
+        } else if (err == KERR_NONE && !zt && !r->ValidateOnly &&
+                   topics_add_partitions(b->topics, tp, t->Count, msg, sizeof(msg)) != 0) {
+            err = KERR_UNKNOWN_SERVER_ERROR;
         }
         res->ErrorCode = err;
         if (err != KERR_NONE)
             res->ErrorMessage = request_strf(req, "%s", msg);
+    }
+    if (w && w->pending > 0) {
+        req->op = w;
+        req->cancel = create_cancel;
+        return;
     }
     request_respond(req);
 }

@@ -9,10 +9,12 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -32,11 +34,34 @@ static ev_timer_t g_log_timer; /* retention checks and cleaner scheduling */
 static ev_io_t g_cleaner_io;   /* the log cleaner's completion eventfd */
 static ev_io_t g_flusher_io;   /* the flusher thread's completion eventfd (flush.messages) */
 
+/* Cluster mode: the first SIGTERM/SIGINT asks the loop, through this eventfd, for a controlled
+ * shutdown (leadership handed over while requests are still served); a second one stops at once. */
+static int g_shutdown_fd = -1;
+static ev_io_t g_shutdown_io = {.fd = -1};
+static atomic_int g_signals;
+
 static void on_signal(int sig)
 {
     (void)sig;
+    if (atomic_fetch_add(&g_signals, 1) == 0 && g_shutdown_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t w = write(g_shutdown_fd, &one, sizeof(one));
+        (void)w;
+        return;
+    }
     if (g_loop)
         evloop_stop(g_loop);
+}
+
+static void shutdown_done(void *arg) { evloop_stop(arg); }
+
+static void shutdown_io_cb(evloop_t *loop, ev_io_t *io, uint32_t revents)
+{
+    (void)revents;
+    broker_t *b = io->arg;
+    evloop_io_del(loop, io);
+    if (cluster_controlled_shutdown(b->cluster, shutdown_done, loop) != 0)
+        evloop_stop(loop);
 }
 
 static void usage(FILE *f)
@@ -437,11 +462,22 @@ int main(int argc, char **argv)
         LOG_ERROR("server", "cannot start following ZooKeeper: %s", strerror(errno));
         return 1;
     }
+    if (b.cluster) {
+        g_shutdown_io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        g_shutdown_io.cb = shutdown_io_cb;
+        g_shutdown_io.arg = &b;
+        if (g_shutdown_io.fd >= 0 && evloop_io_add(b.loop, &g_shutdown_io, EPOLLIN) == 0)
+            g_shutdown_fd = g_shutdown_io.fd;
+    }
     LOG_INFO("server", "Runnel %s started: broker.id=%d cluster.id=%s listeners=%s://%s:%d "
              "advertised=%s:%d log.dirs=%s topics=%d",
              RUNNEL_VERSION, b.node_id, b.cluster_id, b.listener_name, b.listen_host, b.listen_port,
              b.advertised_host, b.advertised_port, broker_config_log_dirs(b.config), topics_count(b.topics));
     rc = evloop_run(b.loop);
+    if (g_shutdown_io.fd >= 0) {
+        g_shutdown_fd = -1;
+        close(g_shutdown_io.fd); /* it also leaves the loop's epoll set */
+    }
     LOG_INFO("server", "Runnel %s stopping", RUNNEL_VERSION);
     metrics_http_close(b.metrics_http);
     net_listener_close(b.listener); /* cancels waiting JoinGroup/SyncGroup requests */

@@ -137,11 +137,11 @@ static void test_elect_leader(void)
     const int32_t isr3[] = {2, 3, 1};
     /* Live leader: nothing to do. */
     const int32_t all[] = {1, 2, 3};
-    CHECK(!zk_store_elect_leader(2, isr3, 3, all, 3, &next, isr, &n));
+    CHECK(!zk_store_elect_leader(2, isr3, 3, all, 3, NULL, 0, false, &next, isr, &n));
     CHECK_EQ_INT(next, 2);
     /* Leader lost: the first live ISR member, the ISR without the dead. */
     const int32_t no2[] = {3, 1};
-    CHECK(zk_store_elect_leader(2, isr3, 3, no2, 2, &next, isr, &n));
+    CHECK(zk_store_elect_leader(2, isr3, 3, no2, 2, NULL, 0, false, &next, isr, &n));
     CHECK_EQ_INT(next, 3);
     CHECK_EQ_INT(n, 2);
     CHECK_EQ_INT(isr[0], 3);
@@ -149,25 +149,149 @@ static void test_elect_leader(void)
     /* No ISR member live: offline, ISR kept (no unclean election even with a live replica). */
     const int32_t isr1[] = {2};
     const int32_t only3[] = {3};
-    CHECK(zk_store_elect_leader(2, isr1, 1, only3, 1, &next, isr, &n));
+    const int32_t reps23[] = {2, 3};
+    CHECK(zk_store_elect_leader(2, isr1, 1, only3, 1, reps23, 2, false, &next, isr, &n));
     CHECK_EQ_INT(next, -1);
     CHECK_EQ_INT(n, 1);
     CHECK_EQ_INT(isr[0], 2);
     /* Already offline and still nobody: nothing changes. */
-    CHECK(!zk_store_elect_leader(-1, isr1, 1, only3, 1, &next, isr, &n));
+    CHECK(!zk_store_elect_leader(-1, isr1, 1, only3, 1, reps23, 2, false, &next, isr, &n));
     /* Live leader, a follower lost: it leaves the ISR, the leader stays. */
     const int32_t no3[] = {1, 2};
-    CHECK(zk_store_elect_leader(2, isr3, 3, no3, 2, &next, isr, &n));
+    CHECK(zk_store_elect_leader(2, isr3, 3, no3, 2, NULL, 0, false, &next, isr, &n));
     CHECK_EQ_INT(next, 2);
     CHECK_EQ_INT(n, 2);
     CHECK_EQ_INT(isr[0], 2);
     CHECK_EQ_INT(isr[1], 1);
     /* Offline and the ISR member is back: it leads again. */
     const int32_t back[] = {3, 2};
-    CHECK(zk_store_elect_leader(-1, isr1, 1, back, 2, &next, isr, &n));
+    CHECK(zk_store_elect_leader(-1, isr1, 1, back, 2, NULL, 0, false, &next, isr, &n));
     CHECK_EQ_INT(next, 2);
     CHECK_EQ_INT(n, 1);
     CHECK_EQ_INT(isr[0], 2);
+}
+
+static void test_elect_leader_unclean(void)
+{
+    int32_t next, isr[8];
+    int n;
+    const int32_t reps[] = {1, 2, 3};
+    const int32_t isr1[] = {1};
+    const int32_t live23[] = {3, 2};
+    /* No ISR member live: the first live replica of the assignment leads, alone in the ISR. */
+    CHECK(zk_store_elect_leader(1, isr1, 1, live23, 2, reps, 3, true, &next, isr, &n));
+    CHECK_EQ_INT(next, 2);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(isr[0], 2);
+    /* Also from offline (-1), e.g. when that replica comes back. */
+    const int32_t live3[] = {3};
+    CHECK(zk_store_elect_leader(-1, isr1, 1, live3, 1, reps, 3, true, &next, isr, &n));
+    CHECK_EQ_INT(next, 3);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(isr[0], 3);
+    /* A live ISR member is still preferred over an unclean choice, and the live leader keeps its place. */
+    const int32_t isr13[] = {1, 3};
+    CHECK(zk_store_elect_leader(1, isr13, 2, live23, 2, reps, 3, true, &next, isr, &n));
+    CHECK_EQ_INT(next, 3);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(isr[0], 3);
+    CHECK(!zk_store_elect_leader(3, isr13, 2, (const int32_t[]){1, 3}, 2, reps, 3, true, &next, isr, &n));
+    CHECK_EQ_INT(next, 3);
+    /* No replica live at all: offline with the ISR kept, even with unclean. */
+    const int32_t live9[] = {9};
+    CHECK(zk_store_elect_leader(1, isr1, 1, live9, 1, reps, 3, true, &next, isr, &n));
+    CHECK_EQ_INT(next, -1);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(isr[0], 1);
+    CHECK(!zk_store_elect_leader(-1, isr1, 1, live9, 1, reps, 3, true, &next, isr, &n));
+    /* An empty ISR (as unclean tools may leave it): still the first live replica. */
+    CHECK(zk_store_elect_leader(-1, isr1, 0, live23, 2, reps, 3, true, &next, isr, &n));
+    CHECK_EQ_INT(next, 2);
+    CHECK_EQ_INT(n, 1);
+}
+
+static void test_elect_preferred_and_shutdown(void)
+{
+    const int32_t reps[] = {2, 3, 1};
+    const int32_t all[] = {1, 2, 3};
+    const int32_t isr_all[] = {3, 1, 2};
+    const int32_t isr31[] = {3, 1};
+    CHECK_EQ_INT(zk_store_elect_preferred(reps, 3, 3, isr_all, 3, all, 3), ZK_ELECTED);
+    CHECK_EQ_INT(zk_store_elect_preferred(reps, 3, 2, isr_all, 3, all, 3), ZK_ELECT_NOT_NEEDED);
+    /* The preferred replica out of the ISR, or not live: not available. */
+    CHECK_EQ_INT(zk_store_elect_preferred(reps, 3, 3, isr31, 2, all, 3), ZK_ELECT_NOT_AVAILABLE);
+    CHECK_EQ_INT(zk_store_elect_preferred(reps, 3, 3, isr_all, 3, (const int32_t[]){1, 3}, 2),
+                 ZK_ELECT_NOT_AVAILABLE);
+    CHECK_EQ_INT(zk_store_elect_preferred(reps, 0, 3, isr_all, 3, all, 3), ZK_ELECT_NOT_AVAILABLE);
+    /* Controlled shutdown of 2: the first replica that is live, in the ISR and not 2. */
+    CHECK_EQ_INT(zk_store_shutdown_leader(reps, 3, isr_all, 3, all, 3, 2), 3);
+    CHECK_EQ_INT(zk_store_shutdown_leader(reps, 3, (const int32_t[]){2, 1}, 2, all, 3, 2), 1);
+    CHECK_EQ_INT(zk_store_shutdown_leader(reps, 3, isr_all, 3, (const int32_t[]){1, 2}, 2, 2), 1);
+    CHECK_EQ_INT(zk_store_shutdown_leader(reps, 3, (const int32_t[]){2}, 1, all, 3, 2), -1);
+    CHECK_EQ_INT(zk_store_shutdown_leader(reps, 3, isr_all, 3, (const int32_t[]){2}, 1, 2), -1);
+}
+
+static zk_partition_t part(int32_t leader, const int32_t *reps, int nreps, const int32_t *isr, int nisr)
+{
+    zk_partition_t p;
+    memset(&p, 0, sizeof(p));
+    p.leader = leader;
+    memcpy(p.replicas, reps, sizeof(int32_t) * (size_t)nreps);
+    p.nreplicas = nreps;
+    memcpy(p.isr, isr, sizeof(int32_t) * (size_t)nisr);
+    p.nisr = nisr;
+    return p;
+}
+
+static void test_rebalance_pick(void)
+{
+    const int32_t all[] = {1, 2, 3};
+    const int32_t r123[] = {1, 2, 3}, r231[] = {2, 3, 1}, r312[] = {3, 1, 2};
+    bool elect[16];
+    /* Broker 1 prefers 2 partitions and leads neither (100% > 10%): both move back when 1 is in the
+     * ISR; broker 2 leads its one; broker 3's partition is led by 1 but 3 left its ISR. */
+    zk_partition_t ps[4] = {
+        part(2, r123, 3, all, 3),
+        part(3, r123, 3, all, 3),
+        part(2, r231, 3, all, 3),
+        part(1, r312, 3, (const int32_t[]){1, 2}, 2),
+    };
+    CHECK_EQ_INT(zk_store_rebalance_pick(ps, 4, all, 3, 10, elect), 2);
+    CHECK(elect[0] && elect[1] && !elect[2] && !elect[3]);
+    /* The threshold: one of 10 partitions off (10%) is not above 10%; two (20%) are. */
+    zk_partition_t many[10];
+    for (int i = 0; i < 10; i++)
+        many[i] = part(1, r123, 3, all, 3);
+    many[4].leader = 2;
+    CHECK_EQ_INT(zk_store_rebalance_pick(many, 10, all, 3, 10, elect), 0);
+    many[7].leader = -1;
+    CHECK_EQ_INT(zk_store_rebalance_pick(many, 10, all, 3, 10, elect), 2);
+    CHECK(elect[4] && elect[7] && !elect[0]);
+    CHECK_EQ_INT(zk_store_rebalance_pick(many, 10, all, 3, 20, elect), 0);
+    /* The preferred broker not live: nothing to do. */
+    CHECK_EQ_INT(zk_store_rebalance_pick(many, 10, (const int32_t[]){2, 3}, 2, 10, elect), 0);
+    CHECK_EQ_INT(zk_store_rebalance_pick(many, 0, all, 3, 10, elect), 0);
+}
+
+static void test_assign_more_replicas(void)
+{
+    const int32_t brokers[] = {1, 2, 3};
+    int32_t whole[18], more[9];
+    /* Continuing from partition 3 with the same start and shift gives what a 6-partition topic has
+     * for 3..5 (Kafka's startPartitionId: the shift grows at 3 in both). */
+    CHECK_EQ_INT(cluster_assign_replicas(brokers, 3, 6, 3, 1, 1, whole), 0);
+    CHECK_EQ_INT(cluster_assign_replicas_from(brokers, 3, 3, 3, 3, 1, 1, more), 0);
+    for (int i = 0; i < 9; i++)
+        CHECK_EQ_INT(more[i], whole[9 + i]);
+    /* Distinct replicas, first replicas rotating on from partition 4's place. */
+    CHECK_EQ_INT(cluster_assign_replicas_from(brokers, 3, 4, 3, 2, 0, 0, more), 0);
+    CHECK_EQ_INT(more[0], 2);
+    CHECK_EQ_INT(more[2], 3);
+    CHECK_EQ_INT(more[4], 1);
+    for (int p = 0; p < 3; p++)
+        CHECK(more[2 * p] != more[2 * p + 1]);
+    CHECK_EQ_INT(cluster_assign_replicas_from(brokers, 3, -1, 3, 2, 0, 0, more), -1);
+    CHECK_EQ_INT(cluster_assign_replicas_from(brokers, 3, 3, 0, 2, 0, 0, more), -1);
 }
 
 static int visit_member(void *arg, const char *key, const char *v, const char *end)
@@ -236,6 +360,10 @@ int main(void)
     RUN_TEST(test_split_connect);
     RUN_TEST(test_assign_replicas);
     RUN_TEST(test_elect_leader);
+    RUN_TEST(test_elect_leader_unclean);
+    RUN_TEST(test_elect_preferred_and_shutdown);
+    RUN_TEST(test_rebalance_pick);
+    RUN_TEST(test_assign_more_replicas);
     RUN_TEST(test_json_never_reads_out_of_bounds);
     return TEST_REPORT();
 }
