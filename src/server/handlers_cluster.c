@@ -300,9 +300,6 @@ void handle_describe_log_dirs(request_t *req)
 /* ---- ElectLeaders ---- */
 
 /* Kafka's codes for election results. */
-#define ELECT_PREFERRED_LEADER_NOT_AVAILABLE 80
-#define ELECT_ELIGIBLE_LEADERS_NOT_AVAILABLE 83
-#define ELECT_NOT_NEEDED 84
 
 static void elect_result(ElectLeadersResponse_PartitionResult *pr, const zk_election_t *e, int8_t type)
 {
@@ -313,12 +310,12 @@ static void elect_result(ElectLeadersResponse_PartitionResult *pr, const zk_elec
         pr->ErrorCode = KERR_NONE;
         break;
     case ZK_ELECT_NOT_NEEDED:
-        pr->ErrorCode = ELECT_NOT_NEEDED;
+        pr->ErrorCode = KERR_ELECTION_NOT_NEEDED;
         pr->ErrorMessage = kstr_c("Leader election not needed for topic partition.");
         break;
     case ZK_ELECT_NOT_AVAILABLE:
-        pr->ErrorCode = type == ZK_ELECT_PREFERRED ? ELECT_PREFERRED_LEADER_NOT_AVAILABLE
-                                                   : ELECT_ELIGIBLE_LEADERS_NOT_AVAILABLE;
+        pr->ErrorCode = type == ZK_ELECT_PREFERRED ? KERR_PREFERRED_LEADER_NOT_AVAILABLE
+                                                   : KERR_ELIGIBLE_LEADERS_NOT_AVAILABLE;
         pr->ErrorMessage = kstr_c(type == ZK_ELECT_PREFERRED
                                       ? "The preferred leader is not live or not in the ISR."
                                       : "No replica of the partition is live.");
