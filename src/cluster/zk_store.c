@@ -80,6 +80,7 @@ struct zk_store {
     bool started;
     bool registered;
     int32_t controller_epoch; /* the latest seen, worker only */
+    int controller_epoch_version; /* /controller_epoch's znode version as this controller set it, -1 */
     bool is_controller;       /* worker only */
     bool shutting_down;       /* worker only: a controlled shutdown was done, no more rebalancing */
     int64_t next_rebalance_ms; /* worker only: wall clock of the next leader rebalance (controller) */
@@ -284,6 +285,7 @@ zk_store_t *zk_store_open(const zk_store_options_t *o, char cluster_id[23], char
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    s->controller_epoch_version = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cond, NULL);
     s->creates_tail = &s->creates;
@@ -411,6 +413,7 @@ static void elect(zk_store_t *s)
                 if (g == ZNONODE) {
                     if (zoo_create(s->zh, epath, "1", 1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) == ZOK) {
                         epoch = 1;
+                        s->controller_epoch_version = 0;
                         break;
                     }
                     continue;
@@ -421,6 +424,7 @@ static void elect(zk_store_t *s)
                 int el = snprintf(e, sizeof(e), "%lld", (long long)(epoch + 1));
                 if (zoo_set(s->zh, epath, e, el, st.version) == ZOK) {
                     epoch++;
+                    s->controller_epoch_version = st.version + 1;
                     break;
                 }
             }
@@ -446,6 +450,8 @@ static void elect(zk_store_t *s)
         if (id == s->opt.broker_id && !s->is_controller)
             s->next_rebalance_ms = wall_ms() + FIRST_REBALANCE_MS;
         s->is_controller = id == s->opt.broker_id;
+        if (!s->is_controller)
+            s->controller_epoch_version = -1;
         zk_event_t *ev = calloc(1, sizeof(*ev));
         if (ev) {
             ev->type = ZK_EV_CONTROLLER;
@@ -1041,7 +1047,10 @@ static void reconcile_partition(zk_store_t *s, const char *topic, int32_t partit
     /* A new leader gets a new epoch; an ISR that only lost dead members keeps it (the leader and its
      * live followers carry on undisturbed). */
     int64_t new_epoch = next != ps.leader ? ps.epoch + 1 : ps.epoch;
-    int rc = write_state(s, topic, partition, s->controller_epoch, next, new_epoch, newisr, nnew, ps.version, -1);
+    /* Fenced by /controller_epoch as this controller set it: a controller that lost its place
+     * (a newer one bumped the epoch) writes nothing. */
+    int rc = write_state(s, topic, partition, s->controller_epoch, next, new_epoch, newisr, nnew, ps.version,
+                         s->controller_epoch_version);
     if (rc == ZOK && unclean && next >= 0)
         LOG_WARN("zk", "controller: %s-%d unclean leader election: %d leads with ISR [%d] (leader epoch %lld); "
                  "records it lacks are lost", topic, partition, next, next, (long long)new_epoch);
