@@ -7,11 +7,15 @@
  *   rkbench mock --brokers N [--topic NAME:PARTS]...   librdkafka's mock cluster in
  *                                                      this process; prints its bootstrap
  *   rkbench create   -b BOOT --topic NAME:PARTS... | --prefix P --topics N --partitions M
+ *                    [--replication-factor RF [--brokers N] [--config KEY=VALUE]...]
+ *                    (waits for N brokers before, and for every replica in sync after)
  *   rkbench produce  -b BOOT --topic T | --prefix P --topics N, --count --size --acks
  *                    --linger-ms [--rr PARTS] [--pid BROKER_PID] [--timeout-ms MS]
  *   rkbench consume  -b BOOT --topic T --partitions P --count N [--fetch-wait-ms W] [--pid]
  *   rkbench e2e      -b BOOT --topic T --rate R --seconds S --size B --acks A
  *                    --linger-ms L --fetch-wait-ms W [--pid]
+ *                    [--dump FILE]  (also reports produce-to-acknowledgement latency,
+ *                    ack_*; --dump writes each message's send time and latencies)
  *   rkbench tcp      [--seconds S]                     loopback TCP bandwidth
  *   rkbench disk     --dir D --mb M --block KIB --sync none|end|each
  *   rkbench freeport                                   prints a free loopback port
@@ -20,7 +24,8 @@
  *
  * Measuring commands print one line "RESULT key=value ..." on stdout; with
  * --pid they also report the CPU the broker process used during the measured
- * window (utime+stime from /proc/<pid>/stat) and its RSS afterwards.
+ * window (utime+stime from /proc/<pid>/stat) and its RSS afterwards;
+ * --pid P1,P2,P3 (a cluster) sums them over the processes.
  * Errors go to stderr and give a non-zero exit status.
  */
 #include <dirent.h>
@@ -134,14 +139,29 @@ static double proc_sched_s(int pid)
     return any ? (double)total / 1e9 : -1;
 }
 
+/* The broker processes whose CPU and memory a measurement reports: --pid
+ * takes one pid or a comma-separated list (a cluster); figures are summed. */
+#define MAX_PIDS 8
+typedef struct pidset {
+    int n;
+    int pid[MAX_PIDS];
+} pidset_t;
+
 typedef struct cpu_mark {
     double stat_s;
     double sched_s;
+    double each_s[MAX_PIDS]; /* schedstat per process */
 } cpu_mark_t;
 
-static cpu_mark_t cpu_mark(int pid)
+static cpu_mark_t cpu_mark(const pidset_t *ps)
 {
-    cpu_mark_t m = {proc_cpu_s(pid), proc_sched_s(pid)};
+    cpu_mark_t m = {ps->n ? 0 : -1, ps->n ? 0 : -1, {0}};
+    for (int i = 0; i < ps->n; i++) {
+        double st = proc_cpu_s(ps->pid[i]), sc = proc_sched_s(ps->pid[i]);
+        m.each_s[i] = sc;
+        m.stat_s = st < 0 || m.stat_s < 0 ? -1 : m.stat_s + st;
+        m.sched_s = sc < 0 || m.sched_s < 0 ? -1 : m.sched_s + sc;
+    }
     return m;
 }
 
@@ -170,9 +190,9 @@ static long proc_status_kb(int pid, const char *key)
 /* Broker CPU between two marks: utime+stime from /proc/<pid>/stat
  * (broker_cpu_s) and the schedstat sum (broker_sched_s); the per-record
  * figure uses the finer of the two that is known. */
-static void print_broker(int pid, cpu_mark_t a, cpu_mark_t b, long records)
+static void print_broker(const pidset_t *ps, cpu_mark_t a, cpu_mark_t b, long records)
 {
-    if (pid <= 0)
+    if (ps->n == 0)
         return;
     double fine = -1;
     if (a.stat_s >= 0 && b.stat_s >= 0) {
@@ -185,8 +205,19 @@ static void print_broker(int pid, cpu_mark_t a, cpu_mark_t b, long records)
     }
     if (fine >= 0 && records > 0)
         printf(" broker_cpu_us_per_rec=%.4f", fine * 1e6 / (double)records);
-    printf(" broker_rss_kb=%ld broker_hwm_kb=%ld", proc_status_kb(pid, "VmRSS"),
-           proc_status_kb(pid, "VmHWM"));
+    long rss = 0, hwm = 0;
+    for (int i = 0; i < ps->n; i++) {
+        long r = proc_status_kb(ps->pid[i], "VmRSS"), h = proc_status_kb(ps->pid[i], "VmHWM");
+        rss = r < 0 || rss < 0 ? -1 : rss + r;
+        hwm = h < 0 || hwm < 0 ? -1 : hwm + h;
+    }
+    printf(" broker_rss_kb=%ld broker_hwm_kb=%ld", rss, hwm);
+    if (ps->n > 1) {
+        /* per process, in --pid order (not a number: the summary skips it) */
+        printf(" brokers_sched_s=");
+        for (int i = 0; i < ps->n; i++)
+            printf("%s%.4f", i ? "," : "", b.each_s[i] - a.each_s[i]);
+    }
 }
 
 /* ---------------------------------------------------------------- options */
@@ -203,7 +234,10 @@ typedef struct opts {
     const char *acks;
     int linger_ms;
     int rr;
-    int pid;
+    pidset_t pids;
+    int replication_factor;
+    const char *configs[64]; /* topic configs key=value for create */
+    int nconfigs;
     int fetch_wait_ms;
     int rate;
     double seconds;
@@ -216,6 +250,7 @@ typedef struct opts {
     int64_t since_ns;
     int timeout_ms;
     double warmup_s;
+    const char *dump; /* e2e: per-message times to this file */
 } opts_t;
 
 static void parse_opts(int argc, char **argv, opts_t *o)
@@ -235,6 +270,7 @@ static void parse_opts(int argc, char **argv, opts_t *o)
     o->timeout_ms = 30000;
     o->partitions = 1;
     o->warmup_s = 1;
+    o->replication_factor = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -261,14 +297,34 @@ static void parse_opts(int argc, char **argv, opts_t *o)
             o->linger_ms = atoi(v);
         else if (OPT("--rr"))
             o->rr = atoi(v);
-        else if (OPT("--pid"))
-            o->pid = atoi(v);
+        else if (OPT("--pid")) {
+            for (const char *q = v; *q;) {
+                if (o->pids.n == MAX_PIDS)
+                    die("too many pids in --pid");
+                char *end;
+                long pid = strtol(q, &end, 10);
+                if (end == q || pid <= 0)
+                    die("bad --pid '%s'", v);
+                o->pids.pid[o->pids.n++] = (int)pid;
+                q = *end == ',' ? end + 1 : end;
+                if (*end != ',' && *end != '\0')
+                    die("bad --pid '%s'", v);
+            }
+        } else if (OPT("--replication-factor"))
+            o->replication_factor = atoi(v);
+        else if (OPT("--config")) {
+            if (o->nconfigs == 64)
+                die("too many --config");
+            o->configs[o->nconfigs++] = v;
+        }
         else if (OPT("--fetch-wait-ms"))
             o->fetch_wait_ms = atoi(v);
         else if (OPT("--rate"))
             o->rate = atoi(v);
         else if (OPT("--seconds"))
             o->seconds = atof(v);
+        else if (OPT("--dump"))
+            o->dump = v;
         else if (OPT("--warmup-s"))
             o->warmup_s = atof(v);
         else if (OPT("--brokers"))
@@ -372,6 +428,53 @@ static int cmd_mock(const opts_t *o)
 
 /* ---------------------------------------------------------------- create */
 
+/* Metadata of the whole cluster from any broker, or NULL. */
+static const struct rd_kafka_metadata *cluster_metadata(rd_kafka_t *rk)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return NULL;
+    return md;
+}
+
+/* Waits until the cluster lists at least n brokers (all of a cluster's
+ * brokers must have registered before a topic with replication factor n can
+ * be created). */
+static void wait_brokers(rd_kafka_t *rk, int n, int timeout_ms)
+{
+    int64_t end = mono_ns() + (int64_t)timeout_ms * 1000000;
+    for (;;) {
+        const struct rd_kafka_metadata *md = cluster_metadata(rk);
+        int have = md ? md->broker_cnt : 0;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (have >= n)
+            return;
+        if (mono_ns() > end)
+            die("only %d of %d brokers in the cluster after %d ms", have, n, timeout_ms);
+        usleep(100000);
+    }
+}
+
+/* Whether every partition of the topic has a leader and rf in-sync replicas. */
+static bool topic_full_isr(const struct rd_kafka_metadata *md, const char *name, int parts, int rf)
+{
+    for (int t = 0; t < md->topic_cnt; t++) {
+        const struct rd_kafka_metadata_topic *mt = &md->topics[t];
+        if (strcmp(mt->topic, name) != 0)
+            continue;
+        if (mt->err || mt->partition_cnt < parts)
+            return false;
+        for (int p = 0; p < mt->partition_cnt; p++) {
+            const struct rd_kafka_metadata_partition *mp = &mt->partitions[p];
+            if (mp->err || mp->leader < 0 || mp->replica_cnt < rf || mp->isr_cnt < rf)
+                return false;
+        }
+        return true;
+    }
+    return false;
+}
+
 static int cmd_create(const opts_t *o)
 {
     char err[512];
@@ -379,13 +482,25 @@ static int cmd_create(const opts_t *o)
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
     if (rk == NULL)
         die("rd_kafka_new: %s", err);
+    if (o->brokers > 1)
+        wait_brokers(rk, o->brokers, o->timeout_ms);
     rd_kafka_NewTopic_t **nt = calloc((size_t)o->ntopics, sizeof *nt);
     for (int i = 0; i < o->ntopics; i++) {
         char name[256];
         int parts = topic_spec(o->topics[i], name, sizeof name, o->partitions);
-        nt[i] = rd_kafka_NewTopic_new(name, parts, 1, err, sizeof err);
+        nt[i] = rd_kafka_NewTopic_new(name, parts, o->replication_factor, err, sizeof err);
         if (nt[i] == NULL)
             die("NewTopic %s: %s", name, err);
+        for (int k = 0; k < o->nconfigs; k++) {
+            char key[256];
+            const char *eq = strchr(o->configs[k], '=');
+            if (eq == NULL || (size_t)(eq - o->configs[k]) >= sizeof key)
+                die("--config wants key=value, got '%s'", o->configs[k]);
+            memcpy(key, o->configs[k], (size_t)(eq - o->configs[k]));
+            key[eq - o->configs[k]] = '\0';
+            if (rd_kafka_NewTopic_set_config(nt[i], key, eq + 1) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                die("--config %s: rejected", o->configs[k]);
+        }
     }
     rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_operation_timeout(ao, 60000, err, sizeof err);
@@ -410,7 +525,37 @@ static int cmd_create(const opts_t *o)
             bad++;
         }
     }
-    printf("RESULT topics=%zu create_ms=%.1f\n", n, (double)(mono_ns() - t0) / 1e6);
+    double create_ms = (double)(mono_ns() - t0) / 1e6;
+    /* With replicas: until the metadata shows every partition with a leader
+     * and all replicas in sync (followers have fetched). */
+    double isr_ms = -1;
+    if (o->replication_factor > 1 && bad == 0) {
+        int64_t end = mono_ns() + (int64_t)o->timeout_ms * 1000000;
+        for (;;) {
+            const struct rd_kafka_metadata *md = cluster_metadata(rk);
+            bool ok = md != NULL;
+            for (int i = 0; ok && i < o->ntopics; i++) {
+                char name[256];
+                int parts = topic_spec(o->topics[i], name, sizeof name, o->partitions);
+                ok = topic_full_isr(md, name, parts, o->replication_factor);
+            }
+            if (md)
+                rd_kafka_metadata_destroy(md);
+            if (ok)
+                break;
+            if (mono_ns() > end) {
+                fprintf(stderr, "rkbench: create: replicas not all in sync after %d ms\n", o->timeout_ms);
+                bad++;
+                break;
+            }
+            usleep(20000);
+        }
+        isr_ms = (double)(mono_ns() - t0) / 1e6;
+    }
+    printf("RESULT topics=%zu create_ms=%.1f", n, create_ms);
+    if (isr_ms >= 0)
+        printf(" replication_factor=%d in_sync_ms=%.1f", o->replication_factor, isr_ms);
+    printf("\n");
     rd_kafka_event_destroy(ev);
     rd_kafka_queue_destroy(q);
     rd_kafka_AdminOptions_destroy(ao);
@@ -426,6 +571,9 @@ typedef struct dr_state {
     long delivered;
     long failed;
     char first_err[256];
+    /* e2e: called for every delivered message (the acknowledgement time) */
+    void (*on_ack)(struct dr_state *s, const rd_kafka_message_t *m);
+    void *ack_arg;
 } dr_state_t;
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -437,6 +585,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
             snprintf(s->first_err, sizeof s->first_err, "%s", rd_kafka_err2str(m->err));
     } else {
         s->delivered++;
+        if (s->on_ack)
+            s->on_ack(s, m);
     }
 }
 
@@ -501,7 +651,7 @@ static int cmd_produce(const opts_t *o)
     if (rd_kafka_metadata(rk, 0, rkt[0], &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR)
         rd_kafka_metadata_destroy(md);
 
-    cpu_mark_t cpu0 = cpu_mark(o->pid);
+    cpu_mark_t cpu0 = cpu_mark(&o->pids);
     int64_t t0 = mono_ns();
     for (long i = 0; i < o->count; i++) {
         int t = (int)(i % o->ntopics);
@@ -514,12 +664,12 @@ static int cmd_produce(const opts_t *o)
     }
     rd_kafka_resp_err_t fe = rd_kafka_flush(rk, o->timeout_ms + 10000);
     int64_t t1 = mono_ns();
-    cpu_mark_t cpu1 = cpu_mark(o->pid);
+    cpu_mark_t cpu1 = cpu_mark(&o->pids);
     double secs = (double)(t1 - t0) / 1e9;
     printf("RESULT records=%ld delivered=%ld failed=%ld secs=%.3f rec_per_s=%.0f mb_per_s=%.2f",
            o->count, dr.delivered, dr.failed, secs, (double)dr.delivered / secs,
            (double)dr.delivered * o->size / secs / 1e6);
-    print_broker(o->pid, cpu0, cpu1, dr.delivered);
+    print_broker(&o->pids, cpu0, cpu1, dr.delivered);
     printf("\n");
     fflush(stdout);
     if (dr.failed)
@@ -603,7 +753,7 @@ static int cmd_consume(const opts_t *o)
         }
     }
 
-    cpu_mark_t cpu0 = cpu_mark(o->pid);
+    cpu_mark_t cpu0 = cpu_mark(&o->pids);
     int64_t t0 = mono_ns();
     for (int p = 0; p < parts; p++)
         if (rd_kafka_consume_start_queue(rkt, p, RD_KAFKA_OFFSET_BEGINNING, q) == -1)
@@ -622,7 +772,7 @@ static int cmd_consume(const opts_t *o)
         }
     }
     int64_t t1 = mono_ns();
-    cpu_mark_t cpu1 = cpu_mark(o->pid);
+    cpu_mark_t cpu1 = cpu_mark(&o->pids);
     double secs = (double)(t1 - t0) / 1e9;
     printf("RESULT records=%ld bytes=%ld errors=%ld secs=%.3f first_ms=%.1f rec_per_s=%.0f "
            "mb_per_s=%.2f",
@@ -634,7 +784,7 @@ static int cmd_consume(const opts_t *o)
     if (steady > 0)
         printf(" steady_rec_per_s=%.0f steady_mb_per_s=%.2f", (double)(s.records - 1) / steady,
                (double)s.bytes * (double)(s.records - 1) / (double)s.records / steady / 1e6);
-    print_broker(o->pid, cpu0, cpu1, s.records);
+    print_broker(&o->pids, cpu0, cpu1, s.records);
     printf("\n");
     fflush(stdout);
     if (stalled)
@@ -663,6 +813,8 @@ typedef struct e2e_hdr {
 typedef struct e2e_state {
     rd_kafka_queue_t *q;
     int64_t *lat_ns; /* indexed by seq */
+    int64_t *ack_ns; /* produce to acknowledgement (delivery report), by seq */
+    int64_t *sent_ns; /* send times (CLOCK_MONOTONIC), by seq, for --dump */
     long expected;
     long received;
     long dups;
@@ -691,6 +843,20 @@ static void on_e2e(rd_kafka_message_t *m, void *opaque)
     }
     s->lat_ns[h.seq] = now - h.sent_ns;
     __atomic_store_n(&s->received, s->received + 1, __ATOMIC_RELAXED);
+}
+
+/* Delivery reports are served by rd_kafka_poll() on the producing thread. */
+static void on_e2e_ack(dr_state_t *dr, const rd_kafka_message_t *m)
+{
+    e2e_state_t *s = dr->ack_arg;
+    int64_t now = mono_ns();
+    e2e_hdr_t h;
+    if (m->len < sizeof h)
+        return;
+    memcpy(&h, m->payload, sizeof h);
+    if (h.magic != E2E_MAGIC || h.seq < 0 || h.seq >= s->expected)
+        return;
+    s->ack_ns[h.seq] = now - h.sent_ns;
 }
 
 static void *e2e_consumer(void *arg)
@@ -730,17 +896,21 @@ static int cmd_e2e(const opts_t *o)
         die("--size must be at least %zu", sizeof(e2e_hdr_t));
     char name[256];
     int parts = topic_spec(o->topics[0], name, sizeof name, o->partitions);
+    e2e_state_t s = {0};
     dr_state_t dr = {0};
+    dr.on_ack = on_e2e_ack;
+    dr.ack_arg = &s;
     rd_kafka_t *prod = new_producer(o, &dr);
     rd_kafka_t *cons = new_consumer(o);
     rd_kafka_topic_t *pt = rd_kafka_topic_new(prod, name, NULL);
     rd_kafka_topic_t *ct = rd_kafka_topic_new(cons, name, NULL);
-    e2e_state_t s = {0};
     long warm = (long)(o->warmup_s * o->rate);
     s.expected = (long)(o->seconds * o->rate);
     s.lat_ns = malloc((size_t)s.expected * sizeof(int64_t));
+    s.ack_ns = malloc((size_t)s.expected * sizeof(int64_t));
+    s.sent_ns = calloc((size_t)s.expected, sizeof(int64_t));
     for (long i = 0; i < s.expected; i++)
-        s.lat_ns[i] = -1;
+        s.lat_ns[i] = s.ack_ns[i] = -1;
     s.q = rd_kafka_queue_new(cons);
 
     const struct rd_kafka_metadata *md = NULL;
@@ -757,15 +927,19 @@ static int cmd_e2e(const opts_t *o)
     usleep(500000);
 
     char *payload = calloc(1, (size_t)o->size);
-    cpu_mark_t cpu0 = {-1, -1};
-    int64_t t0 = mono_ns();
+    cpu_mark_t cpu0 = {-1, -1, {0}};
+    int64_t t0 = mono_ns(), t_warm = t0;
     int64_t step = 1000000000LL / o->rate;
     long total = warm + s.expected;
     for (long i = 0; i < total; i++) {
-        if (i == warm)
-            cpu0 = cpu_mark(o->pid);
+        if (i == warm) {
+            cpu0 = cpu_mark(&o->pids);
+            t_warm = mono_ns();
+        }
         sleep_until(t0 + i * step);
         e2e_hdr_t h = {.magic = E2E_MAGIC, .seq = i < warm ? -1 : i - warm, .sent_ns = mono_ns()};
+        if (h.seq >= 0)
+            s.sent_ns[h.seq] = h.sent_ns;
         memcpy(payload, &h, sizeof h);
         /* librdkafka copies: the buffer is rewritten for the next message */
         for (;;) {
@@ -784,22 +958,52 @@ static int cmd_e2e(const opts_t *o)
     while (__atomic_load_n(&s.received, __ATOMIC_RELAXED) < s.expected &&
            mono_ns() - t_sent < 10000000000LL)
         usleep(10000);
-    cpu_mark_t cpu1 = cpu_mark(o->pid);
+    cpu_mark_t cpu1 = cpu_mark(&o->pids);
     s.stop = 1;
     pthread_join(th, NULL);
 
+    /* --dump: one line per message, "seq sent_ns ack_ns e2e_ns" (CLOCK_MONOTONIC
+     * send time, then latencies; -1 when missing), to line up with traces
+     * taken with perf record -k CLOCK_MONOTONIC. */
+    if (o->dump) {
+        FILE *df = fopen(o->dump, "w");
+        if (df == NULL)
+            die("--dump %s: %s", o->dump, strerror(errno));
+        for (long i = 0; i < s.expected; i++)
+            fprintf(df, "%ld %" PRId64 " %" PRId64 " %" PRId64 "\n", i, s.sent_ns[i], s.ack_ns[i], s.lat_ns[i]);
+        fclose(df);
+    }
+    /* Where the time goes: produce to acknowledgement (acks=all: until the
+     * high watermark covers the message), and acknowledgement to receipt
+     * (the consumer's fetch; negative when the consumer got it first). */
+    long na = 0, nd = 0;
+    int64_t *diff = malloc((size_t)s.expected * sizeof(int64_t));
+    for (long i = 0; i < s.expected; i++) {
+        if (s.ack_ns[i] >= 0 && s.lat_ns[i] >= 0)
+            diff[nd++] = s.lat_ns[i] - s.ack_ns[i];
+        if (s.ack_ns[i] >= 0)
+            s.ack_ns[na++] = s.ack_ns[i];
+    }
+    qsort(s.ack_ns, (size_t)na, sizeof(int64_t), cmp_i64);
+    qsort(diff, (size_t)nd, sizeof(int64_t), cmp_i64);
     long n = 0;
     for (long i = 0; i < s.expected; i++)
         if (s.lat_ns[i] >= 0)
             s.lat_ns[n++] = s.lat_ns[i];
     qsort(s.lat_ns, (size_t)n, sizeof(int64_t), cmp_i64);
     double secs = (double)(t_sent - t0) / 1e9;
-    printf("RESULT records=%ld received=%ld lost=%ld dups=%ld failed=%ld rate_sent=%.0f "
-           "p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f",
+    /* rec_per_s: measured messages received per second of the measured send window */
+    double msecs = (double)(t_sent - t_warm) / 1e9;
+    printf("RESULT records=%ld received=%ld lost=%ld dups=%ld failed=%ld rate_sent=%.0f rec_per_s=%.0f "
+           "p50_ms=%.3f p90_ms=%.3f p95_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f",
            s.expected, n, s.expected - n, s.dups, dr.failed, (double)total / secs,
-           pct_ms(s.lat_ns, n, 50), pct_ms(s.lat_ns, n, 90), pct_ms(s.lat_ns, n, 99),
-           pct_ms(s.lat_ns, n, 99.9), n ? (double)s.lat_ns[n - 1] / 1e6 : -1.0);
-    print_broker(o->pid, cpu0, cpu1, n);
+           msecs > 0 ? (double)n / msecs : 0.0, pct_ms(s.lat_ns, n, 50), pct_ms(s.lat_ns, n, 90),
+           pct_ms(s.lat_ns, n, 95), pct_ms(s.lat_ns, n, 99), pct_ms(s.lat_ns, n, 99.9),
+           n ? (double)s.lat_ns[n - 1] / 1e6 : -1.0);
+    printf(" ack_p50_ms=%.3f ack_p99_ms=%.3f ack_max_ms=%.3f after_ack_p50_ms=%.3f after_ack_p99_ms=%.3f",
+           pct_ms(s.ack_ns, na, 50), pct_ms(s.ack_ns, na, 99), na ? (double)s.ack_ns[na - 1] / 1e6 : -1.0,
+           pct_ms(diff, nd, 50), pct_ms(diff, nd, 99));
+    print_broker(&o->pids, cpu0, cpu1, n);
     printf("\n");
     fflush(stdout);
     if (n < s.expected)
@@ -814,6 +1018,9 @@ static int cmd_e2e(const opts_t *o)
     rd_kafka_destroy(prod);
     free(payload);
     free(s.lat_ns);
+    free(s.ack_ns);
+    free(s.sent_ns);
+    free(diff);
     return n == s.expected && dr.failed == 0 ? 0 : 1;
 }
 

@@ -3,12 +3,16 @@
 # mock cluster under the identical librdkafka workload, plus the machine's own
 # limits, in one run. See bench/README.md.
 #
-#   bench/run.sh                  full run (BENCH_RUNS=5 repetitions, ~7 min)
+#   bench/run.sh                  full run (BENCH_RUNS=5 repetitions, ~9 min)
 #   BENCH_QUICK=1 bench/run.sh    smoke version with small counts (~1 min)
+#   BENCH_ONLY=5 bench/run.sh     only workload 5 (3 brokers on ZooKeeper)
 #
 # Environment: BENCH_RUNS (repetitions, default 5, quick 1), BENCH_QUICK,
-# BENCH_KEEP=1 (keep the temp dir with logs and data), BENCH_OUT (where the
-# raw results and the summary are copied, default build/bench).
+# BENCH_ONLY (comma-separated workloads to run: 1-7 and "machine" for the
+# machine's limits; default all), BENCH_KEEP=1 (keep the temp dir with logs
+# and data), BENCH_OUT (where the raw results and the summary are copied,
+# default build/bench), ZOOKEEPER_JAR (workload 5, default Debian's
+# /usr/share/java/zookeeper.jar).
 # Everything runs on 127.0.0.1 and in one temp dir; every process started here
 # is stopped on exit.
 set -euo pipefail
@@ -25,6 +29,23 @@ else
     DISK_MB=512 TCP_S=3
 fi
 OUT_DIR=${BENCH_OUT:-build/bench}
+
+# BENCH_ONLY=4,5: only these workloads ("machine": the machine's limits).
+ONLY=$(printf '%s' "${BENCH_ONLY:-}" | tr ' ;' ',,')
+case ",$ONLY," in
+    ,,) ;;
+    *) for w in ${ONLY//,/ }; do
+           case $w in [1-7] | machine) ;; *) echo "bench: BENCH_ONLY: unknown workload '$w' (1-7, machine)" >&2; exit 2 ;; esac
+       done ;;
+esac
+want() { # want N...: whether any of the workloads is selected
+    local w
+    [ -z "$ONLY" ] && return 0
+    for w in "$@"; do
+        case ",$ONLY," in *",$w,"*) return 0 ;; esac
+    done
+    return 1
+}
 
 # Several people share the working tree: if someone's file in progress
 # breaks the build, measure the broker binary that is already there.
@@ -178,47 +199,72 @@ machine_limits() {
     record run="$r" wl=disk_fdatasync_64k broker=machine -- $RK disk --dir "$WORK" --mb $((DISK_MB / 8)) --block 64 --sync each
 }
 
+# e2e WL BOOT PIDS TOPIC WAIT TAGS...: workload 4's end-to-end latency run
+# (also workload 5's, against the cluster).
+e2e() {
+    local wl=$1 boot=$2 pids=$3 topic=$4 wait=$5; shift 5
+    record "$@" wl="$wl" -- $RK e2e -b "$boot" --topic "$topic" --rate 10000 --seconds "$E2E_S" --size 100 --acks all --linger-ms 1 --fetch-wait-ms "$wait" --pid "$pids"
+}
+
 workloads() { # run broker
     local r=$1 b=$2 pid=$BROKER_PID
     local c=(run="$r" broker="$b")
-    record "${c[@]}" wl=w1 -- $RK produce -b "$BOOT" --topic w1 --count "$N1" --size 100 --acks 1 --linger-ms 5 --pid "$pid"
-    record "${c[@]}" wl=w2 -- $RK produce -b "$BOOT" --topic w2 --count "$N2" --size 1024 --acks 1 --linger-ms 5 --pid "$pid"
-    record "${c[@]}" wl=w2rr64 -- $RK produce -b "$BOOT" --topic w2rr --count "$N2" --size 1024 --acks 1 --linger-ms 5 --rr 64 --pid "$pid"
-    record "${c[@]}" wl=w3_1k -- $RK consume -b "$BOOT" --topic w2 --partitions 8 --count 0 --pid "$pid"
-    record "${c[@]}" wl=w3_100 -- $RK consume -b "$BOOT" --topic w1 --partitions 8 --count 0 --pid "$pid"
-    record "${c[@]}" wl=w4_wait500 -- $RK e2e -b "$BOOT" --topic e2e500 --rate 10000 --seconds "$E2E_S" --size 100 --acks all --linger-ms 1 --fetch-wait-ms 500 --pid "$pid"
-    record "${c[@]}" wl=w4_wait1 -- $RK e2e -b "$BOOT" --topic e2e1 --rate 10000 --seconds "$E2E_S" --size 100 --acks all --linger-ms 1 --fetch-wait-ms 1 --pid "$pid"
+    # workload 3 reads what 1 and 2 wrote
+    if want 1 3; then
+        record "${c[@]}" wl=w1 -- $RK produce -b "$BOOT" --topic w1 --count "$N1" --size 100 --acks 1 --linger-ms 5 --pid "$pid"
+    fi
+    if want 2 3; then
+        record "${c[@]}" wl=w2 -- $RK produce -b "$BOOT" --topic w2 --count "$N2" --size 1024 --acks 1 --linger-ms 5 --pid "$pid"
+    fi
+    if want 2; then
+        record "${c[@]}" wl=w2rr64 -- $RK produce -b "$BOOT" --topic w2rr --count "$N2" --size 1024 --acks 1 --linger-ms 5 --rr 64 --pid "$pid"
+    fi
+    if want 3; then
+        record "${c[@]}" wl=w3_1k -- $RK consume -b "$BOOT" --topic w2 --partitions 8 --count 0 --pid "$pid"
+        record "${c[@]}" wl=w3_100 -- $RK consume -b "$BOOT" --topic w1 --partitions 8 --count 0 --pid "$pid"
+    fi
+    if want 4; then
+        e2e w4_wait500 "$BOOT" "$pid" e2e500 500 "${c[@]}"
+        e2e w4_wait1 "$BOOT" "$pid" e2e1 1 "${c[@]}"
+    fi
 }
 
 one_run() {
     local r=$1
     # other processes on the machine make the numbers noisy: note the load
     echo "run=$r broker=machine wl=load status=ok loadavg1=$(cut -d' ' -f1 /proc/loadavg)" >>"$RES"
-    say "run $r/$RUNS: machine limits"
-    machine_limits "$r"
+    # workload 6's target compares with the disk's limits
+    if want machine 6; then
+        say "run $r/$RUNS: machine limits"
+        machine_limits "$r"
+    fi
 
-    say "run $r/$RUNS: runnel-server"
-    rm -rf "$WORK/runnel"
-    start_runnel runnel || return 0
-    local targs=()
-    for t in "${TOPICS[@]}"; do targs+=(--topic "$t"); done
-    record run="$r" broker=runnel wl=create -- $RK create -b "$BOOT" "${targs[@]}"
-    workloads "$r" runnel
-    check_log "run $r runnel"
-    stop_broker
+    if want 1 2 3 4; then
+        say "run $r/$RUNS: runnel-server"
+        rm -rf "$WORK/runnel"
+        start_runnel runnel || return 0
+        local targs=()
+        for t in "${TOPICS[@]}"; do targs+=(--topic "$t"); done
+        record run="$r" broker=runnel wl=create -- $RK create -b "$BOOT" "${targs[@]}"
+        workloads "$r" runnel
+        check_log "run $r runnel"
+        stop_broker
 
-    say "run $r/$RUNS: librdkafka mock cluster"
-    start_mock "${TOPICS[@]}"
-    workloads "$r" mock
-    stop_broker
+        say "run $r/$RUNS: librdkafka mock cluster"
+        start_mock "${TOPICS[@]}"
+        workloads "$r" mock
+        stop_broker
+    fi
 
-    say "run $r/$RUNS: runnel-server, durable (log.flush.interval.messages=1)"
-    rm -rf "$WORK/durable"
-    start_runnel durable log.flush.interval.messages=1 || return 0
-    record run="$r" broker=runnel wl=create -- $RK create -b "$BOOT" --topic w6:8
-    record run="$r" broker=runnel wl=w6 -- $RK produce -b "$BOOT" --topic w6 --count "$N6" --size 1024 --acks 1 --linger-ms 5 --pid "$BROKER_PID"
-    check_log "run $r durable"
-    stop_broker
+    if want 6; then
+        say "run $r/$RUNS: runnel-server, durable (log.flush.interval.messages=1)"
+        rm -rf "$WORK/durable"
+        start_runnel durable log.flush.interval.messages=1 || return 0
+        record run="$r" broker=runnel wl=create -- $RK create -b "$BOOT" --topic w6:8
+        record run="$r" broker=runnel wl=w6 -- $RK produce -b "$BOOT" --topic w6 --count "$N6" --size 1024 --acks 1 --linger-ms 5 --pid "$BROKER_PID"
+        check_log "run $r durable"
+        stop_broker
+    fi
     rm -rf "$WORK/runnel" "$WORK/durable"
 }
 
@@ -262,14 +308,112 @@ workload7() {
     rm -rf "$WORK/w7"
 }
 
-say "bench: quick=$QUICK runs=$RUNS work dir $WORK"
-echo "run=0 broker=info wl=info status=ok commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) src_changes=$(git status --porcelain src 2>/dev/null | wc -l) nproc=$(nproc) quick=$QUICK runs=$RUNS build=$BUILD" >>"$RES"
-for r in $(seq "$RUNS"); do
-    one_run "$r"
-done
-workload7
-echo "run=1 broker=none wl=w5 status=skipped reason=no_replication" >>"$RES"
-say "workload 5: skipped: no cluster mode with replication factor 3 yet"
+# ---------------------------------------------------------------- workload 5
+# A standalone ZooKeeper (Debian's zookeeper package, as tests/integration/zk.py
+# starts it; never the system service) on a free port with its own data dir,
+# and three runnel-server brokers registered in it.
+ZK_JAR=${ZOOKEEPER_JAR:-/usr/share/java/zookeeper.jar}
+ZK_CONNECT=
+
+# zk_ok PORT: ZooKeeper answers the "srvr" four-letter word (serving).
+zk_ok() {
+    local out
+    out=$(exec 2>/dev/null; exec 3<>"/dev/tcp/127.0.0.1/$1" && printf srvr >&3 && timeout 2 cat <&3) || return 1
+    case $out in *Mode:*) return 0 ;; esac
+    return 1
+}
+
+start_zookeeper() {
+    local port i
+    if ! command -v java >/dev/null || [ ! -r "$ZK_JAR" ]; then
+        problem "workload 5: needs java and $ZK_JAR (Debian package zookeeper; tools/deps.sh test installs it)"
+        return 1
+    fi
+    port=$($RK freeport)
+    mkdir -p "$WORK/zookeeper"
+    java -Xmx256m -Dzookeeper.admin.enableServer=false -cp "$ZK_JAR" \
+        org.apache.zookeeper.server.ZooKeeperServerMain "$port" "$WORK/zookeeper" \
+        >"$WORK/zookeeper.log" 2>&1 </dev/null &
+    ZK_PID=$!
+    PIDS+=("$ZK_PID")
+    for i in $(seq 300); do
+        if zk_ok "$port"; then
+            ZK_CONNECT=127.0.0.1:$port
+            return 0
+        fi
+        kill -0 "$ZK_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    problem "workload 5: ZooKeeper did not start on port $port; log: $(tail -3 "$WORK/zookeeper.log" | tr '\n' ' ')"
+    return 1
+}
+
+# start_cluster RUN: three brokers (broker.id 1-3, fresh log dirs and logs
+# $WORK/w5rRUN-bN) under the ZooKeeper chroot /bench-RUN. Sets C_PIDS,
+# C_LOGS, C_BOOT (all three), C_PIDLIST.
+start_cluster() {
+    local r=$1 i boots=()
+    C_PIDS=() C_LOGS=()
+    for i in 1 2 3; do
+        rm -rf "$WORK/w5r$r-b$i"
+        start_runnel "w5r$r-b$i" "broker.id=$i" "zookeeper.connect=$ZK_CONNECT/bench-$r" || return 1
+        C_PIDS+=("$BROKER_PID")
+        C_LOGS+=("$BROKER_LOG")
+        boots+=("$BOOT")
+    done
+    C_BOOT=$(IFS=,; echo "${boots[*]}")
+    C_PIDLIST=$(IFS=,; echo "${C_PIDS[*]}")
+}
+
+stop_cluster() {
+    local i
+    for i in "${!C_PIDS[@]}"; do
+        BROKER_PID=${C_PIDS[$i]} BROKER_LOG=${C_LOGS[$i]}
+        stop_broker
+    done
+    C_PIDS=() C_LOGS=()
+}
+
+# Workload 5: workload 4's e2e run on 3 brokers, replication factor 3,
+# min.insync.replicas=2, every replica in sync before it starts.
+workload5() {
+    local r i
+    say "workload 5: ZooKeeper and 3 brokers, replication factor 3"
+    start_zookeeper || return 0
+    for r in $(seq "$RUNS"); do
+        echo "run=$r broker=machine wl=w5_load status=ok loadavg1=$(cut -d' ' -f1 /proc/loadavg)" >>"$RES"
+        say "workload 5, run $r/$RUNS"
+        if ! start_cluster "$r"; then
+            stop_cluster
+            return 0
+        fi
+        local c=(run="$r" broker=cluster)
+        record "${c[@]}" wl=w5_create -- $RK create -b "$C_BOOT" --brokers 3 --replication-factor 3 \
+            --config min.insync.replicas=2 --topic e2e500:1 --topic e2e1:1
+        e2e w5_wait500 "$C_BOOT" "$C_PIDLIST" e2e500 500 "${c[@]}"
+        e2e w5_wait1 "$C_BOOT" "$C_PIDLIST" e2e1 1 "${c[@]}"
+        for i in "${!C_LOGS[@]}"; do
+            BROKER_LOG=${C_LOGS[$i]}
+            check_log "w5 run $r broker $((i + 1))"
+        done
+        stop_cluster
+        rm -rf "$WORK/w5r$r-b1" "$WORK/w5r$r-b2" "$WORK/w5r$r-b3"
+    done
+}
+
+say "bench: quick=$QUICK runs=$RUNS only=${ONLY:-all} work dir $WORK"
+echo "run=0 broker=info wl=info status=ok commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) src_changes=$(git status --porcelain src 2>/dev/null | wc -l) nproc=$(nproc) quick=$QUICK runs=$RUNS build=$BUILD only=${ONLY:-all}" >>"$RES"
+if want machine 1 2 3 4 6; then
+    for r in $(seq "$RUNS"); do
+        one_run "$r"
+    done
+fi
+if want 7; then
+    workload7
+fi
+if want 5; then
+    workload5
+fi
 
 mkdir -p "$OUT_DIR"
 cp "$RES" "$OUT_DIR/results.txt"

@@ -105,7 +105,20 @@ UNITS = {
     "records": "records read", "first_ms": "ms to the first record",
     "steady_rec_per_s": "records/s, first to last record", "steady_mb_per_s": "MB/s, first to last record", "p50_ms": "p50 ms", "p90_ms": "p90 ms", "p99_ms": "p99 ms",
     "p999_ms": "p99.9 ms", "max_ms": "max ms", "lost": "messages not received",
+    "p95_ms": "p95 ms", "ack_p50_ms": "produce→ack p50 ms", "ack_p99_ms": "produce→ack p99 ms",
+    "ack_max_ms": "produce→ack max ms", "after_ack_p50_ms": "ack→consumer p50 ms",
+    "after_ack_p99_ms": "ack→consumer p99 ms",
 }
+
+# Workload 5: the e2e run of workload 4 on a 3-broker cluster (broker tag
+# "cluster"), next to workload 4 on one broker from the same bench run.
+W5_ROWS = [
+    ("w5_wait500", "w4_wait500", "e2e 10k msg/s, 100 B, acks=all, linger 1 ms, fetch.wait.max.ms=500"),
+    ("w5_wait1", "w4_wait1", "same, fetch.wait.max.ms=1"),
+]
+W5_METRICS = ["rec_per_s", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "lost",
+              "ack_p50_ms", "ack_p99_ms", "ack_max_ms", "after_ack_p50_ms", "after_ack_p99_ms",
+              "broker_cpu_us_per_rec"]
 
 
 def main():
@@ -115,19 +128,24 @@ def main():
         with open(sys.argv[2]) as f:
             problems = [l.rstrip() for l in f if l.strip()]
     d = Data(rows)
-    runs = sorted({int(r["run"]) for r in rows if "run" in r and r.get("wl") == "w1"})
+    runs = sorted({int(r["run"]) for r in rows if num(r.get("run")) and r.get("status") != "skipped"})
     out = []
     p = out.append
     info = next((r for r in rows if r.get("wl") == "info"), {})
-    loads = d.get("load", "machine", "loadavg1")
+    loads = d.get("load", "machine", "loadavg1") or d.get("w5_load", "machine", "loadavg1")
     p(f"Commit {info.get('commit', '?')} (uncommitted changes under src/: {info.get('src_changes', '?')}), "
-      f"broker build {info.get('build', '?')}, nproc {info.get('nproc', '?')}, quick={info.get('quick', '?')}; "
+      f"broker build {info.get('build', '?')}, nproc {info.get('nproc', '?')}, quick={info.get('quick', '?')}, "
+      f"workloads {info.get('only', 'all')}; "
       f"1-min load average at the start "
       f"of each run: {', '.join(fmt(x) for x in loads) or '?'}.")
-    p(f"Runs: {len(runs)}; cells are median (min–max). Ratio = Runnel median / mock median.")
+    main_rows = any(d.get(wl, b, m) for wl, _, ms in ROWS for m in ms
+                    for b in ("runnel", "mock")) or d.get("w6", "runnel", "rec_per_s")
+    p(f"Runs: {len(runs)}; cells are median (min–max)."
+      + (" Ratio = Runnel median / mock median." if main_rows else ""))
     p("")
-    p("| workload | metric | Runnel | librdkafka mock | Runnel/mock |")
-    p("|---|---|---|---|---|")
+    if main_rows:
+        p("| workload | metric | Runnel | librdkafka mock | Runnel/mock |")
+        p("|---|---|---|---|---|")
     for wl, label, metrics in ROWS:
         first = True
         for m in metrics:
@@ -142,15 +160,47 @@ def main():
         nf = d.fails.get((wl, "runnel"), 0) + d.fails.get((wl, "mock"), 0)
         if nf:
             p(f"| | **failed runs** | {d.fails.get((wl, 'runnel'), 0)} | {d.fails.get((wl, 'mock'), 0)} | |")
-    p("| 5: e2e on a 3-broker cluster | | skipped: no cluster mode with replication factor 3 yet | | |")
-    for m in ["rec_per_s", "mb_per_s", "broker_cpu_us_per_rec"]:
-        p(f"| {'6: durable (flush per produce), 1 KiB, acks=1, 8 partitions' if m == 'rec_per_s' else ''}"
-          f" | {UNITS[m]} | {cell(d.get('w6', 'runnel', m))} | | |")
-    p("")
-    p("Workload 7 (Runnel only):")
-    p("")
-    p("| measurement | value |")
-    p("|---|---|")
+    if main_rows and any(d.get("w5_wait500", "cluster", m) for m in W5_METRICS):
+        p("| 5: e2e on a 3-broker cluster | | see the workload 5 table | | |")
+    if d.get("w6", "runnel", "rec_per_s"):
+        for m in ["rec_per_s", "mb_per_s", "broker_cpu_us_per_rec"]:
+            p(f"| {'6: durable (flush per produce), 1 KiB, acks=1, 8 partitions' if m == 'rec_per_s' else ''}"
+              f" | {UNITS[m]} | {cell(d.get('w6', 'runnel', m))} | | |")
+    if main_rows:
+        p("")
+    if any(d.get(wl, "cluster", m) for wl, _, _ in W5_ROWS for m in W5_METRICS):
+        loads5 = d.get("w5_load", "machine", "loadavg1")
+        p("Workload 5 (3 runnel-server brokers on ZooKeeper, topics with replication factor 3 and "
+          "min.insync.replicas=2, bootstrap = all three; broker CPU summed over the three; "
+          "1-min load average at the start of each run: "
+          f"{', '.join(fmt(x) for x in loads5) or '?'}):")
+        p("")
+        p("| workload | metric | 3 brokers, RF 3 | 1 broker (workload 4) | 3 brokers/1 broker |")
+        p("|---|---|---|---|---|")
+        for wl5, wl4, label in W5_ROWS:
+            first = True
+            for m in W5_METRICS:
+                cv, sv = d.get(wl5, "cluster", m), d.get(wl4, "runnel", m)
+                if not cv and not sv:
+                    continue
+                ratio = "–"
+                if cv and sv and statistics.median(sv) > 0 and statistics.median(cv) > 0:
+                    ratio = f"{statistics.median(cv) / statistics.median(sv):.2f}×"
+                p(f"| {label if first else ''} | {UNITS.get(m, m)} | {cell(cv)} | {cell(sv)} | {ratio} |")
+                first = False
+            nf = d.fails.get((wl5, "cluster"), 0)
+            if nf:
+                p(f"| | **failed runs** | {nf} | | |")
+        isr = d.get("w5_create", "cluster", "in_sync_ms")
+        if isr:
+            p(f"| topic creation | ms until every replica is in sync | {cell(isr)} | | |")
+        p("")
+    w7_any = any(d.get(wl, "runnel", m) for wl, m in [("w7_start_empty", "ready_ms"), ("w7_idle", "partitions")])
+    if w7_any:
+        p("Workload 7 (Runnel only):")
+        p("")
+        p("| measurement | value |")
+        p("|---|---|")
     w7 = [
         ("w7_start_empty", "fd_limit", "open-file limit of the broker"),
         ("w7_start_empty", "ready_ms", "startup, empty data dir (ms)"),
@@ -169,14 +219,17 @@ def main():
         ("w7_shutdown", "shutdown_ms", "clean shutdown, idle (ms)"),
         ("w7_start_crash", "ready_ms", "startup after SIGKILL with unflushed data (ms)"),
     ]
-    for wl, m, label in w7:
+    for wl, m, label in w7 if w7_any else []:
         p(f"| {label} | {cell(d.get(wl, 'runnel', m))} |")
-    p("")
-    p("Machine limits:")
-    p("")
-    p("| measurement | MB/s | per fdatasync (ms) |")
-    p("|---|---|---|")
-    for wl, label in [
+    if w7_any:
+        p("")
+    machine_any = d.get("tcp", "machine", "mb_per_s") or d.get("disk_nosync", "machine", "mb_per_s")
+    if machine_any:
+        p("Machine limits:")
+        p("")
+        p("| measurement | MB/s | per fdatasync (ms) |")
+        p("|---|---|---|")
+    for wl, label in [] if not machine_any else [
         ("tcp", "loopback TCP, one stream, 256 KiB writes"),
         ("disk_nosync", "sequential write 1 MiB blocks, no sync (page cache)"),
         ("disk_fdatasync_end", "sequential write 1 MiB blocks + one fdatasync at the end"),
@@ -185,7 +238,8 @@ def main():
     ]:
         sync = d.get(wl, "machine", "sync_ms") if wl.startswith("disk_fdatasync") else []
         p(f"| {label} | {cell(d.get(wl, 'machine', 'mb_per_s'))} | {cell(sync)} |")
-    p("")
+    if machine_any:
+        p("")
 
     # targets
     def ratio(wl, m):
@@ -201,18 +255,27 @@ def main():
     p("|---|---|---|")
     r1 = ratio("w1", "rec_per_s")
     c1 = ratio("w1", "broker_cpu_us_per_rec")
-    p(f"| 1: throughput ≥ 1.0× mock | {fmt(r1)}× | {mark(r1 is not None and r1 >= 1.0) if r1 else '–'} |")
-    p(f"| 1: broker CPU/record ≤ 0.7× mock | {fmt(c1)}× | {mark(c1 is not None and c1 <= 0.7) if c1 else '–'} |")
+    if r1:
+        p(f"| 1: throughput ≥ 1.0× mock | {fmt(r1)}× | {mark(r1 >= 1.0)} |")
+    if c1:
+        p(f"| 1: broker CPU/record ≤ 0.7× mock | {fmt(c1)}× | {mark(c1 <= 0.7)} |")
     r2 = ratio("w2rr64", "rec_per_s")
-    p(f"| 2 (64 partitions): ≥ 2× mock | {fmt(r2)}× | {mark(r2 >= 2.0) if r2 else '–'} |")
+    if r2:
+        p(f"| 2 (64 partitions): ≥ 2× mock | {fmt(r2)}× | {mark(r2 >= 2.0)} |")
     r3 = ratio("w3_1k", "steady_rec_per_s")
     r3s = ratio("w3_1k", "rec_per_s")
-    p(f"| 3 (1 KiB): ≥ 2× mock | {fmt(r3)}× first-to-last record ({fmt(r3s)}× from the start) | "
-      f"{mark(r3 >= 2.0) if r3 else '–'} |")
+    if r3:
+        p(f"| 3 (1 KiB): ≥ 2× mock | {fmt(r3)}× first-to-last record ({fmt(r3s)}× from the start) | "
+          f"{mark(r3 >= 2.0)} |")
     p50, p99 = d.med("w4_wait500", "runnel", "p50_ms"), d.med("w4_wait500", "runnel", "p99_ms")
-    ok4 = None if p50 is None else (p50 < 2 and p99 < 5)
-    p(f"| 4: p50 < 2 ms and p99 < 5 ms with fetch.wait.max.ms=500 | p50 {fmt(p50)} ms, p99 {fmt(p99)} ms | {mark(ok4)} |")
-    p("| 5: p99 < 10 ms on 3 brokers | skipped: no cluster mode with replication factor 3 yet | – |")
+    if p50 is not None:
+        ok4 = p50 < 2 and p99 < 5
+        p(f"| 4: p50 < 2 ms and p99 < 5 ms with fetch.wait.max.ms=500 | p50 {fmt(p50)} ms, p99 {fmt(p99)} ms | {mark(ok4)} |")
+    p5a, p5b = d.med("w5_wait500", "cluster", "p99_ms"), d.med("w5_wait1", "cluster", "p99_ms")
+    if p5a is not None or p5b is not None:
+        ok5 = all(x is not None and x < 10 for x in (p5a, p5b))
+        p(f"| 5: p99 < 10 ms on 3 brokers, replication factor 3 | p99 {fmt(p5a)} ms (fetch.wait.max.ms=500), "
+          f"{fmt(p5b)} ms (1) | {mark(ok5)} |")
     w6 = d.med("w6", "runnel", "mb_per_s")
     ref = d.med("disk_fdatasync_end", "machine", "mb_per_s")
     ref1m = d.med("disk_fdatasync_1m", "machine", "mb_per_s")
@@ -222,7 +285,7 @@ def main():
           f"{mark(w6 >= 0.5 * ref)} |")
     rss = d.med("w7_idle", "runnel", "broker_rss_kb")
     parts = d.med("w7_idle", "runnel", "partitions")
-    if rss is not None:
+    if rss is not None and parts:
         p(f"| 7: RSS < 100 MiB with {fmt(parts)} partitions | {rss / 1024:.1f} MiB idle | {mark(rss < 100 * 1024)} |")
     st = d.med("w7_start_data", "runnel", "ready_ms")
     if st is not None:
