@@ -18,6 +18,8 @@
 #include "common/logger.h"
 
 #define CONN_RBUF_SIZE 16384
+/* Requests read but not yet answered (parked ones included): a client pipelining more waits. */
+#define CONN_MAX_OUTSTANDING 16
 #define IDLE_SCAN_MS 1000
 
 typedef struct out_msg {
@@ -27,6 +29,8 @@ typedef struct out_msg {
     int64_t seg_done; /* bytes of the current part already sent */
     int *fds;
     int nfds;
+    uint32_t seq;     /* the request it answers, in arrival order */
+    bool skip;        /* no bytes: the request (acks=0) needs no answer */
 } out_msg_t;
 
 struct conn {
@@ -47,6 +51,9 @@ struct conn {
     /* output */
     out_msg_t *out_head, *out_tail;
     size_t out_bytes;
+    /* answers leave in request order: seq_send is the next to go; later ones wait in `held` */
+    uint32_t seq_next, seq_send, cur_seq;
+    out_msg_t *held; /* sorted by seq */
     ev_defer_t resume;  /* process buffered frames after a delayed completion */
     ev_defer_t release; /* free the struct once the loop is past any event for it */
     void *user;
@@ -67,6 +74,7 @@ static void conn_process(conn_t *c);
 static void conn_flush(conn_t *c);
 
 const char *conn_peer(const conn_t *c) { return c->peer; }
+uint32_t conn_request_seq(const conn_t *c) { return c->cur_seq; }
 bool conn_is_closing(const conn_t *c) { return c->closing; }
 void *conn_user(const conn_t *c) { return c->user; }
 void conn_set_user(conn_t *c, void *p) { c->user = p; }
@@ -109,6 +117,11 @@ void conn_close(conn_t *c, const char *reason)
         out_msg_free(m);
     }
     c->out_tail = NULL;
+    while (c->held) {
+        out_msg_t *m = c->held;
+        c->held = m->next;
+        out_msg_free(m);
+    }
     free(c->frame);
     c->frame = NULL;
     if (c->prev)
@@ -124,12 +137,20 @@ void conn_close(conn_t *c, const char *reason)
     evloop_defer(l->loop, &c->release);
 }
 
+/* Whether the next request may be read: none is being handled, not too many wait for their
+ * answers, and the output queue is not too long. */
+static bool conn_can_take(const conn_t *c)
+{
+    return !c->in_flight && c->seq_next - c->seq_send < CONN_MAX_OUTSTANDING &&
+           c->out_bytes <= c->listener->limits.max_queued_out_bytes;
+}
+
 static void conn_update_events(conn_t *c)
 {
     if (c->closing)
         return;
     uint32_t ev = 0;
-    if (!c->in_flight && c->out_bytes <= c->listener->limits.max_queued_out_bytes)
+    if (conn_can_take(c))
         ev |= EPOLLIN;
     if (c->out_head)
         ev |= EPOLLOUT;
@@ -210,11 +231,71 @@ static void conn_flush(conn_t *c)
     set_cork(c, false);
     conn_update_events(c);
     /* Output drained below the limit: buffered requests may proceed. */
-    if (!c->in_flight && (c->rlen > c->rpos || c->frame))
+    if (conn_can_take(c) && (c->rlen > c->rpos || c->frame) && !c->processing)
         conn_process(c);
 }
 
-void conn_send(conn_t *c, kmsg_out_t *out, int *close_fds, int n_close_fds)
+/* Moves an answer to the output queue (or drops a skip marker). */
+static void conn_enqueue(conn_t *c, out_msg_t *m)
+{
+    c->seq_send++;
+    if (m->skip) {
+        out_msg_free(m);
+        return;
+    }
+    c->out_bytes += kmsg_out_total(&m->out);
+    m->next = NULL;
+    if (c->out_tail)
+        c->out_tail->next = m;
+    else
+        c->out_head = m;
+    c->out_tail = m;
+}
+
+/* Queues the answer of request `seq`; answers of later requests wait until the earlier ones are
+ * queued, so they leave in request order even when a parked request finishes last. */
+static void conn_put(conn_t *c, out_msg_t *m)
+{
+    bool was_empty = c->out_head == NULL;
+    if (m->seq != c->seq_send) {
+        out_msg_t **pp = &c->held;
+        while (*pp && (int32_t)((*pp)->seq - m->seq) < 0)
+            pp = &(*pp)->next;
+        m->next = *pp;
+        *pp = m;
+        return;
+    }
+    conn_enqueue(c, m);
+    while (c->held && c->held->seq == c->seq_send) {
+        out_msg_t *h = c->held;
+        c->held = h->next;
+        conn_enqueue(c, h);
+    }
+    if (was_empty && c->out_head)
+        conn_flush(c);
+    else if (!c->processing) {
+        conn_update_events(c);
+        if (conn_can_take(c) && (c->rlen > c->rpos || c->frame))
+            evloop_defer(c->listener->loop, &c->resume);
+    }
+}
+
+void conn_skip(conn_t *c, uint32_t seq)
+{
+    if (c->closing)
+        return;
+    out_msg_t *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    kmsg_out_init(&m->out);
+    m->seq = seq;
+    m->skip = true;
+    conn_put(c, m);
+}
+
+void conn_send(conn_t *c, uint32_t seq, kmsg_out_t *out, int *close_fds, int n_close_fds)
 {
     if (c->closing) {
         kmsg_out_free(out);
@@ -242,14 +323,8 @@ void conn_send(conn_t *c, kmsg_out_t *out, int *close_fds, int n_close_fds)
     kmsg_out_init(out);
     m->fds = fds;
     m->nfds = n_close_fds;
-    c->out_bytes += kmsg_out_total(&m->out);
-    if (c->out_tail)
-        c->out_tail->next = m;
-    else
-        c->out_head = m;
-    c->out_tail = m;
-    if (c->out_head == m)
-        conn_flush(c);
+    m->seq = seq;
+    conn_put(c, m);
 }
 
 static void conn_resume_cb(evloop_t *loop, ev_defer_t *d)
@@ -264,7 +339,7 @@ void conn_request_done(conn_t *c)
     if (c->closing || c->processing)
         return; /* conn_process's loop goes on by itself */
     conn_update_events(c);
-    if (c->rlen > c->rpos || c->frame)
+    if (conn_can_take(c) && (c->rlen > c->rpos || c->frame))
         evloop_defer(c->listener->loop, &c->resume);
 }
 
@@ -273,7 +348,7 @@ static void conn_process(conn_t *c)
 {
     net_listener_t *l = c->listener;
     c->processing = true;
-    while (!c->closing && !c->in_flight && c->out_bytes <= l->limits.max_queued_out_bytes) {
+    while (!c->closing && conn_can_take(c)) {
         if (c->frame == NULL && c->rlen - c->rpos >= 4) {
             int32_t size = (int32_t)be_get32(c->rbuf + c->rpos);
             if (size < 8 || size > l->limits.max_request_bytes) {
@@ -304,6 +379,7 @@ static void conn_process(conn_t *c)
                 size_t len = c->frame_size;
                 c->frame = NULL;
                 c->in_flight = true;
+                c->cur_seq = c->seq_next++;
                 c->last_active_ms = evloop_now_ms(l->loop);
                 l->handlers.on_request(l->handlers.ctx, c, f, len);
                 continue;
@@ -425,7 +501,8 @@ static void listener_idle_cb(evloop_t *loop, ev_timer_t *t)
     int64_t now = evloop_now_ms(loop);
     for (conn_t *c = l->conns, *next; c; c = next) {
         next = c->next;
-        if (!c->in_flight && c->out_head == NULL && now - c->last_active_ms > l->limits.max_idle_ms)
+        if (!c->in_flight && c->seq_next == c->seq_send && c->out_head == NULL &&
+            now - c->last_active_ms > l->limits.max_idle_ms)
             conn_close(c, "idle longer than connections.max.idle.ms");
     }
     evloop_timer_start(loop, t, IDLE_SCAN_MS);

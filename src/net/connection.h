@@ -4,8 +4,10 @@
  *
  * A connection reads size-prefixed frames (bounded by socket.request.max.bytes)
  * and hands ONE request at a time to the server; the next frame is not
- * processed until the server says the current one is done (conn_request_done),
- * so answers always leave in request order, as Kafka requires. Responses are
+ * processed until the server says the current one is done (conn_request_done).
+ * A request may be done without being answered yet (a parked produce waiting
+ * for replication or a flush): answers are numbered by arrival and always
+ * leave in request order, as Kafka requires. Responses are
  * queued and written with write() for memory and sendfile() for file regions.
  *
  * @locality: all functions run on the event-loop thread that owns the connection.
@@ -46,10 +48,17 @@ int net_listener_port(const net_listener_t *l);
 void net_listener_close(net_listener_t *l);
 int net_listener_connection_count(const net_listener_t *l);
 
-/* Queues a complete response (size prefix included by the caller at out->buf[0..3]).
- * Takes ownership of `out` (it is reset) and of the fds in `close_fds` (closed once sent). */
-void conn_send(conn_t *c, kmsg_out_t *out, int *close_fds, int n_close_fds);
-/* The current request is finished (answered or not): process the next frame. */
+/* The arrival number of the request being handed over (valid inside on_request): its answer goes
+ * out after those of every earlier request. */
+uint32_t conn_request_seq(const conn_t *c);
+/* Queues the complete response of request `seq` (size prefix included by the caller at
+ * out->buf[0..3]); it is written once the answers of all earlier requests are. Takes ownership of
+ * `out` (it is reset) and of the fds in `close_fds` (closed once sent). */
+void conn_send(conn_t *c, uint32_t seq, kmsg_out_t *out, int *close_fds, int n_close_fds);
+/* Request `seq` gets no answer (acks=0): later answers need not wait for it. */
+void conn_skip(conn_t *c, uint32_t seq);
+/* The current request no longer holds up reading: it was answered, or it waits (parked) and its
+ * answer will come through conn_send later. At most a few requests may wait unanswered. */
 void conn_request_done(conn_t *c);
 /* Closes the connection after logging `reason` (NULL: quiet, e.g. the peer closed). Safe to call
  * more than once and from any callback; the memory is released later in the loop. */

@@ -66,6 +66,10 @@ struct request {
     /* A delayed request (Fetch long poll) sets these so a closing connection can cancel it. */
     void (*cancel)(request_t *req);
     void *op;
+    uint32_t seq;         /* arrival number on the connection: answers leave in this order */
+    bool parked;          /* waits without holding up the connection's next requests */
+    bool linked;          /* in the connection's list of live requests */
+    request_t *cprev, *cnext;
 };
 
 /* Handlers: fill req->resp and call request_respond(), or keep the request
@@ -86,6 +90,10 @@ void request_on_frame(void *ctx, conn_t *c, uint8_t *frame, size_t len);
 void request_on_close(void *ctx, conn_t *c);
 void request_respond(request_t *req);
 void request_finish_silently(request_t *req); /* acks=0: no response */
+/* The handler keeps the request for later (it set cancel/op) but the connection may go on with
+ * the next requests meanwhile; the answer still leaves in request order. For produces waiting for
+ * replication or a flush. */
+void request_park(request_t *req);
 void *request_alloc(request_t *req, size_t n);
 #define REQUEST_ARRAY(req, arr, n) \
     ((arr).items = request_alloc((req), sizeof(*(arr).items) * (size_t)((n) > 0 ? (n) : 1)), \

@@ -280,6 +280,9 @@ static bool produce_wait(request_t *req, int nwait)
     evloop_timer_start(b->loop, &op->timer, r->TimeoutMs > 0 ? r->TimeoutMs : 0);
     req->op = op;
     req->cancel = produce_cancel;
+    /* The producer's next requests are appended meanwhile (in order): their flushes and
+     * replication overlap with this one's (group commit). */
+    request_park(req);
     return true;
 }
 

@@ -76,8 +76,36 @@ void request_keep_fd(request_t *req, int fd)
     req->close_fds[req->n_close_fds++] = fd;
 }
 
+/* The connection's live requests (the one being handled and the parked ones), so a closing
+ * connection can cancel them all: conn_user is the list's head. */
+static void request_link(request_t *req)
+{
+    request_t *head = conn_user(req->conn);
+    req->cprev = NULL;
+    req->cnext = head;
+    if (head)
+        head->cprev = req;
+    conn_set_user(req->conn, req);
+    req->linked = true;
+}
+
+static void request_unlink(request_t *req)
+{
+    if (!req->linked)
+        return;
+    if (req->cprev)
+        req->cprev->cnext = req->cnext;
+    else
+        conn_set_user(req->conn, req->cnext);
+    if (req->cnext)
+        req->cnext->cprev = req->cprev;
+    req->cprev = req->cnext = NULL;
+    req->linked = false;
+}
+
 static void request_free(request_t *req)
 {
+    request_unlink(req);
     if (req->start_us)
         metrics_request_done(&req->broker->metrics, req->hdr.api_key, monotonic_us() - req->start_us);
     for (int i = 0; i < req->n_close_fds; i++)
@@ -91,7 +119,7 @@ static void request_free(request_t *req)
 static void request_send(request_t *req, int16_t version)
 {
     conn_t *c = req->conn;
-    conn_set_user(c, NULL);
+    request_unlink(req);
     kmsg_out_t out;
     kmsg_out_init(&out);
     buf_put_i32(&out.buf, 0); /* size, patched below */
@@ -104,10 +132,17 @@ static void request_send(request_t *req, int16_t version)
         return;
     }
     be_put32(out.buf.data, (uint32_t)(kmsg_out_total(&out) - 4));
-    conn_send(c, &out, req->close_fds, req->n_close_fds);
+    conn_send(c, req->seq, &out, req->close_fds, req->n_close_fds);
     req->n_close_fds = 0; /* the connection owns them now */
-    conn_request_done(c);
+    if (!req->parked)
+        conn_request_done(c);
     request_free(req);
+}
+
+void request_park(request_t *req)
+{
+    req->parked = true;
+    conn_request_done(req->conn);
 }
 
 void request_respond(request_t *req)
@@ -117,22 +152,24 @@ void request_respond(request_t *req)
 
 void request_finish_silently(request_t *req)
 {
-    conn_set_user(req->conn, NULL);
-    conn_request_done(req->conn);
+    request_unlink(req);
+    conn_skip(req->conn, req->seq);
+    if (!req->parked)
+        conn_request_done(req->conn);
     request_free(req);
 }
 
 void request_on_close(void *ctx, conn_t *c)
 {
     (void)ctx;
-    request_t *req = conn_user(c);
-    if (req == NULL)
-        return;
-    conn_set_user(c, NULL);
-    if (req->cancel)
-        req->cancel(req);
-    req->start_us = 0; /* never answered: not counted */
-    request_free(req);
+    request_t *req;
+    while ((req = conn_user(c)) != NULL) {
+        request_unlink(req);
+        if (req->cancel)
+            req->cancel(req);
+        req->start_us = 0; /* never answered: not counted */
+        request_free(req);
+    }
 }
 
 void request_on_frame(void *ctx, conn_t *c, uint8_t *frame, size_t len)
@@ -194,7 +231,8 @@ parsed:;
         return;
     }
     kmsg_init(api->response, req->resp);
-    conn_set_user(c, req);
+    req->seq = conn_request_seq(c);
+    request_link(req);
     if (!version_ok) {
         /* ApiVersions at a version we do not know: a v0 answer with the key list,
          * so the client retries at a version we support. */
@@ -203,7 +241,6 @@ parsed:;
     }
     if (kmsg_decode(api->request, h.api_version, &r, &req->arena, req->body) != 0) {
         snprintf(why, sizeof(why), "malformed %s v%d request", api->name, h.api_version);
-        conn_set_user(c, NULL);
         request_free(req);
         conn_close(c, why);
         return;

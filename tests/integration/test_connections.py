@@ -37,3 +37,32 @@ def test_reset_during_long_poll_closes_quietly(start_broker):
     produce_confluent(b.bootstrap, t, recs)
     assert [g.key for g in consume_confluent(b.bootstrap, t, count=3)] == [r['key'] for r in recs]
     assert 'ERROR' not in b.log_text()
+
+
+def test_pipelined_requests_answered_in_order_while_produces_wait(start_broker):
+    """A produce waiting for its flush (flush.messages=1) does not hold up the
+    connection: the next requests are read and handled meanwhile, and every
+    answer still leaves in request order."""
+    b = start_broker()
+    t = unique_topic('pipe')
+    create_topic(b.bootstrap, t, config={'flush.messages': '1'})
+    n = 12
+    with kr.Conn.to(b.bootstrap) as c:
+        sent = []
+        for i in range(n):
+            recs = kr.build_batch([(b"k%d" % i, b"v%d" % i, [], None)])
+            sent.append(('produce', c.send(kr.PRODUCE, 7, kr.produce_body(7, t, 0, recs, acks=1))))
+            if i % 4 == 3:  # answered at once, so it would overtake a waiting produce
+                sent.append(('metadata', c.send(kr.METADATA, 1, kr.metadata_body(1, [t]))))
+        offsets = []
+        for kind, corr in sent:
+            got, r = c.recv()
+            assert got == corr, 'answer %d came where %d (%s) was due' % (got, corr, kind)
+            if kind == 'produce':
+                res = kr.parse_produce(r, 7)[(t, 0)]
+                assert res['error'] == 0, res
+                offsets.append(res['base_offset'])
+            else:
+                assert t in kr.parse_metadata(r, 1)['topics']
+    assert offsets == list(range(n))
+    assert [g.key for g in consume_confluent(b.bootstrap, t, count=n)] == [b'k%d' % i for i in range(n)]
