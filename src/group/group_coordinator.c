@@ -34,6 +34,7 @@
 #include "group/group_offsets.h"
 #include "protocol/kerr.h"
 #include "protocol/record_batch.h"
+#include "txn/partition_txn.h"
 
 #define GROUP_HASH_SIZE 1024
 #define LOAD_MAX_DECOMPRESSED (64u << 20)
@@ -45,6 +46,14 @@ static const char *const state_names[] = {"Empty", "PreparingRebalance", "Comple
 enum join_kind { JOIN_NONE, JOIN_INITIAL, JOIN_DELAYED };
 
 typedef struct group group_t;
+
+/* Cluster mode: the offsets a producer's open transaction committed for a group (TxnOffsetCommit),
+ * in the log as a transactional batch and not visible until its COMMIT marker lands. */
+typedef struct group_txn_pending {
+    struct group_txn_pending *next;
+    int64_t producer_id;
+    group_offsets_t *offsets;
+} group_txn_pending_t;
 
 typedef struct group_protocol {
     char *name;
@@ -100,6 +109,7 @@ struct group {
     ev_timer_t join_timer;
     ev_timer_t sync_timer;
     group_offsets_t *offsets;
+    group_txn_pending_t *txn_pending; /* offsets of open transactions, per producer */
 };
 
 struct group_coordinator {
@@ -114,9 +124,12 @@ struct group_coordinator {
     bool cluster_mode;
     uint8_t *owned; /* per partition: its groups are loaded here */
     int32_t nowned;
+    int32_t loading; /* the __consumer_offsets partition being replayed, -1 */
 };
 
 /* ---------------------------------------------------------------- helpers */
+
+static int32_t group_partition_of(group_coordinator_t *gc, const group_t *g);
 
 static kstr_t kstrn(const char *p, size_t n)
 {
@@ -486,8 +499,10 @@ static void batch_free(group_batch_t *b)
     buf_free(&b->val);
 }
 
-/* Appends the batch to the group's __consumer_offsets partition. 0, or a Kafka error. */
-static int16_t batch_commit(group_coordinator_t *gc, const group_t *g, group_batch_t *b)
+/* Appends the batch to the group's __consumer_offsets partition. 0, or a Kafka error. A batch
+ * carrying a producer id (transactional offsets) is recorded in the partition's producer state,
+ * so its transaction counts as open there until its marker. */
+static int16_t batch_append(group_coordinator_t *gc, const group_t *g, group_batch_t *b, bool producer)
 {
     if (b->count == 0 || gc->topics == NULL) {
         rb_builder_abort(&b->rb);
@@ -507,6 +522,8 @@ static int16_t batch_commit(group_coordinator_t *gc, const group_t *g, group_bat
     }
     int64_t first, next;
     int rc = partition_append(gc->topics, p, b->out.data, b->out.len, b->now, &first, &next);
+    if (rc == 0 && producer)
+        ptxn_produce_done(p, b->out.data, b->now);
     batch_free(b);
     if (rc != 0) {
         LOG_ERROR("group", "appending to %s-%d for group %s failed: %s", GROUP_LOG_TOPIC, p->index, g->id,
@@ -514,6 +531,11 @@ static int16_t batch_commit(group_coordinator_t *gc, const group_t *g, group_bat
         return KERR_COORDINATOR_NOT_AVAILABLE;
     }
     return KERR_NONE;
+}
+
+static int16_t batch_commit(group_coordinator_t *gc, const group_t *g, group_batch_t *b)
+{
+    return batch_append(gc, g, b, false);
 }
 
 static void batch_put_group(group_batch_t *b, const group_t *g)
@@ -608,6 +630,12 @@ static void group_free(group_t *g)
     evloop_timer_stop(gc->loop, &g->join_timer);
     evloop_timer_stop(gc->loop, &g->sync_timer);
     group_offsets_free(g->offsets);
+    while (g->txn_pending) {
+        group_txn_pending_t *tp = g->txn_pending;
+        g->txn_pending = tp->next;
+        group_offsets_free(tp->offsets);
+        free(tp);
+    }
     free(g->protocol_type);
     free(g->protocol_name);
     free(g->leader_id);
@@ -1528,6 +1556,158 @@ void group_commit(group_coordinator_t *gc, const group_commit_params_t *p, group
     }
 }
 
+/* ---------------------------------------------------------------- transactional offsets */
+
+static group_txn_pending_t *txn_pending_get(group_t *g, int64_t producer_id, bool create)
+{
+    for (group_txn_pending_t *tp = g->txn_pending; tp; tp = tp->next)
+        if (tp->producer_id == producer_id)
+            return tp;
+    if (!create)
+        return NULL;
+    group_txn_pending_t *tp = calloc(1, sizeof(*tp));
+    if (tp == NULL || (tp->offsets = group_offsets_new()) == NULL) {
+        free(tp);
+        return NULL;
+    }
+    tp->producer_id = producer_id;
+    tp->next = g->txn_pending;
+    g->txn_pending = tp;
+    return tp;
+}
+
+/* The producer's transaction ended: its offsets of group g become committed offsets, or go. */
+static void txn_pending_end(group_t *g, int64_t producer_id, bool commit)
+{
+    group_txn_pending_t **pp = &g->txn_pending;
+    while (*pp && (*pp)->producer_id != producer_id)
+        pp = &(*pp)->next;
+    group_txn_pending_t *tp = *pp;
+    if (tp == NULL)
+        return;
+    *pp = tp->next;
+    int n = commit ? group_offsets_count(tp->offsets) : 0;
+    group_offset_t **all = n > 0 ? malloc((size_t)n * sizeof(*all)) : NULL;
+    if (n > 0 && all == NULL)
+        LOG_ERROR("group", "group %s: out of memory committing the offsets of producer %" PRId64, g->id,
+                  producer_id);
+    n = all ? group_offsets_sorted(tp->offsets, all, n) : 0;
+    for (int k = 0; k < n; k++) {
+        const group_offset_t *e = all[k];
+        if (group_offsets_put(g->offsets, e->topic, e->topic_len, e->partition, e->offset, e->leader_epoch,
+                              e->metadata, e->metadata_len, e->commit_ts, e->expire_ts) != 0)
+            LOG_ERROR("group", "group %s: out of memory committing an offset of producer %" PRId64, g->id,
+                      producer_id);
+    }
+    free(all);
+    group_offsets_free(tp->offsets);
+    free(tp);
+}
+
+/* Kafka's checks of a transactional commit: a member id and generation are checked when given. */
+static int16_t validate_txn_commit(const group_t *g, const group_txn_commit_params_t *p)
+{
+    if (g->state == GS_DEAD)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    if (static_member_fenced(g, p->instance_id, p->member_id))
+        return GROUP_KERR_FENCED_INSTANCE_ID;
+    if (!kstr_empty(p->member_id) && member_find(g, p->member_id) == NULL)
+        return GROUP_KERR_UNKNOWN_MEMBER_ID;
+    if (p->generation_id >= 0 && p->generation_id != g->generation)
+        return GROUP_KERR_ILLEGAL_GENERATION;
+    return KERR_NONE;
+}
+
+void group_txn_commit(group_coordinator_t *gc, const group_txn_commit_params_t *p, group_commit_item_t *items,
+                      int n)
+{
+    int16_t err = KERR_NONE;
+    group_t *g = NULL;
+    if (kstr_empty(p->group_id)) {
+        err = GROUP_KERR_INVALID_GROUP_ID;
+    } else if (p->producer_id < 0) {
+        err = KERR_INVALID_REQUEST;
+    } else {
+        g = group_find(gc, p->group_id);
+        if (g == NULL && (g = group_create(gc, p->group_id)) == NULL)
+            err = KERR_UNKNOWN_SERVER_ERROR;
+        if (g && !err)
+            err = validate_txn_commit(g, p);
+    }
+    if (err) {
+        for (int i = 0; i < n; i++)
+            if (!items[i].error)
+                items[i].error = err;
+        return;
+    }
+    group_batch_t b;
+    batch_init(&b);
+    rb_builder_set_producer(&b.rb, p->producer_id, p->producer_epoch, -1, true);
+    for (int i = 0; i < n; i++) {
+        group_commit_item_t *it = &items[i];
+        if (it->error)
+            continue;
+        if (!topic_partition_exists(gc, it->topic, it->partition)) {
+            it->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            continue;
+        }
+        if (it->metadata.len > GROUP_OFFSET_METADATA_MAX_BYTES) {
+            it->error = GROUP_KERR_OFFSET_METADATA_TOO_LARGE;
+            continue;
+        }
+        if (it->commit_ts < 0)
+            it->commit_ts = b.now;
+        group_log_offset_value_t v = {.offset = it->offset, .leader_epoch = it->leader_epoch,
+                                      .metadata = it->metadata, .commit_ts = it->commit_ts,
+                                      .expire_ts = it->expire_ts};
+        group_log_put_offset_key(&b.key, group_kid(g), it->topic, it->partition);
+        group_log_put_offset_value(&b.val, &v);
+        batch_add(&b, false);
+    }
+    bool any = b.count > 0;
+    int16_t werr = batch_append(gc, g, &b, true);
+    group_txn_pending_t *tp = any && !werr ? txn_pending_get(g, p->producer_id, true) : NULL;
+    for (int i = 0; i < n; i++) {
+        group_commit_item_t *it = &items[i];
+        if (it->error)
+            continue;
+        kstr_t md = it->metadata;
+        if (werr)
+            it->error = werr;
+        else if (tp == NULL ||
+                 group_offsets_put(tp->offsets, it->topic.ptr, (size_t)it->topic.len, it->partition, it->offset,
+                                   it->leader_epoch, md.ptr, (size_t)(md.len > 0 ? md.len : 0), it->commit_ts,
+                                   it->expire_ts) != 0)
+            it->error = KERR_UNKNOWN_SERVER_ERROR;
+    }
+}
+
+/* The groups of one __consumer_offsets partition (every group with partition < 0). */
+static void txn_end_in_partition(group_coordinator_t *gc, int32_t partition, int64_t producer_id, bool commit)
+{
+    for (int i = 0; i < GROUP_HASH_SIZE; i++)
+        for (group_t *g = gc->buckets[i]; g; g = g->hnext)
+            if (g->txn_pending && txn_pending_get(g, producer_id, false) &&
+                (partition < 0 || group_partition_of(gc, g) == partition))
+                txn_pending_end(g, producer_id, commit);
+}
+
+void group_coordinator_txn_complete(group_coordinator_t *gc, int32_t partition, int64_t producer_id, bool commit)
+{
+    txn_end_in_partition(gc, partition, producer_id, commit);
+}
+
+bool group_has_pending_txn_offset(group_coordinator_t *gc, kstr_t group_id, kstr_t topic, int32_t partition)
+{
+    group_t *g = group_find(gc, group_id);
+    if (g == NULL || topic.len <= 0)
+        return false;
+    for (group_txn_pending_t *tp = g->txn_pending; tp; tp = tp->next)
+        if (group_offsets_get(tp->offsets, topic.ptr, (size_t)topic.len, partition))
+            return true;
+    return false;
+}
+
 static void offset_view(const group_offset_t *e, group_offset_view_t *v)
 {
     v->topic = kstrn(e->topic, e->topic_len);
@@ -1788,7 +1968,8 @@ int group_coordinator_expire(group_coordinator_t *gc, int64_t now)
                         all[nd++] = e;
                 }
             }
-            bool dead = g->state == GS_EMPTY && group_offsets_count(g->offsets) == nd && g->pending == NULL;
+            bool dead = g->state == GS_EMPTY && group_offsets_count(g->offsets) == nd && g->pending == NULL &&
+                        g->txn_pending == NULL;
             if (nd || dead) {
                 if (nd)
                     LOG_INFO("group", "expired %d offsets of group %s", nd, g->id);
@@ -1863,7 +2044,9 @@ static void load_group_value(group_coordinator_t *gc, group_t *g, const group_lo
     (void)gc;
 }
 
-static void load_record(group_coordinator_t *gc, const rb_record_t *rec)
+/* One record of __consumer_offsets; txn_pid >= 0 when it comes from a producer's transactional batch
+ * (offsets pending until that producer's marker). */
+static void load_record(group_coordinator_t *gc, const rb_record_t *rec, int64_t txn_pid)
 {
     if (rec->key == NULL || rec->key_len <= 0)
         return;
@@ -1879,7 +2062,7 @@ static void load_record(group_coordinator_t *gc, const rb_record_t *rec)
     bool tombstone = rec->value == NULL || rec->value_len < 0;
     if (kind == GROUP_LOG_KEY_OFFSET) {
         if (tombstone) {
-            if (g)
+            if (g && txn_pid < 0)
                 group_offsets_delete(g->offsets, k.topic.ptr, (size_t)k.topic.len, k.partition);
             return;
         }
@@ -1890,7 +2073,10 @@ static void load_record(group_coordinator_t *gc, const rb_record_t *rec)
         }
         if (g == NULL && (g = group_create(gc, k.group)) == NULL)
             return;
-        group_offsets_put(g->offsets, k.topic.ptr, (size_t)k.topic.len, k.partition, v.offset, v.leader_epoch,
+        group_txn_pending_t *tp = txn_pid >= 0 ? txn_pending_get(g, txn_pid, true) : NULL;
+        if (txn_pid >= 0 && tp == NULL)
+            return;
+        group_offsets_put(tp ? tp->offsets : g->offsets, k.topic.ptr, (size_t)k.topic.len, k.partition, v.offset, v.leader_epoch,
                           v.metadata.ptr, (size_t)(v.metadata.len > 0 ? v.metadata.len : 0), v.commit_ts,
                           v.expire_ts);
         return;
@@ -1916,10 +2102,31 @@ static void load_record(group_coordinator_t *gc, const rb_record_t *rec)
     load_group_value(gc, g, &v);
 }
 
+/* A transaction marker in __consumer_offsets: the producer's pending offsets there end. */
+static void load_marker(group_coordinator_t *gc, const uint8_t *batch, size_t len)
+{
+    int64_t pid = rb_producer_id(batch);
+    const uint8_t *recs;
+    size_t rlen;
+    if (pid < 0 || rb_records_plain(batch, len, &gc->scratch, LOAD_MAX_DECOMPRESSED, &recs, &rlen) != 0)
+        return;
+    rb_iter_t it;
+    rb_iter_init(&it, recs, rlen, rb_records_count(batch));
+    rb_record_t rec;
+    bool commit;
+    if (rb_iter_next(&it, &rec) == 1 && ptxn_decode_control_key(rec.key, rec.key_len, &commit) == 1)
+        txn_end_in_partition(gc, gc->loading, pid, commit);
+}
+
 static void load_batch(group_coordinator_t *gc, const uint8_t *batch, size_t len)
 {
-    if (rb_magic(batch) != 2 || (rb_attributes(batch) & RB_ATTR_CONTROL))
+    if (rb_magic(batch) != 2)
         return;
+    if (rb_attributes(batch) & RB_ATTR_CONTROL) {
+        load_marker(gc, batch, len);
+        return;
+    }
+    int64_t txn_pid = (rb_attributes(batch) & RB_ATTR_TRANSACTIONAL) ? rb_producer_id(batch) : -1;
     const uint8_t *recs;
     size_t rlen;
     if (rb_records_plain(batch, len, &gc->scratch, LOAD_MAX_DECOMPRESSED, &recs, &rlen) != 0) {
@@ -1932,7 +2139,7 @@ static void load_batch(group_coordinator_t *gc, const uint8_t *batch, size_t len
     rb_record_t rec;
     int rc;
     while ((rc = rb_iter_next(&it, &rec)) == 1)
-        load_record(gc, &rec);
+        load_record(gc, &rec, txn_pid);
     if (rc < 0)
         LOG_WARN("group", "malformed records in the batch at offset %" PRId64 " of %s", rb_base_offset(batch),
                  GROUP_LOG_TOPIC);
@@ -1950,7 +2157,9 @@ static int load_partition(group_coordinator_t *gc, partition_t *p, int64_t *nbat
         chunk_max = 65536;
     if (chunk_max > (1 << 30))
         chunk_max = 1 << 30;
+    gc->loading = p->index;
     int64_t n = log_replay(p->log, (int32_t)chunk_max, load_batch_cb, gc);
+    gc->loading = -1;
     if (n < 0) {
         LOG_ERROR("group", "reading %s-%d failed: %s", GROUP_LOG_TOPIC, p->index, log_rc_str((int)n));
         return -1;
@@ -1986,7 +2195,7 @@ static int settle_groups(group_coordinator_t *gc, int32_t partition, int *member
             } else {
                 group_clear_members(g);
                 g->state = GS_EMPTY;
-                if (group_offsets_count(g->offsets) == 0 && g->protocol_type == NULL) {
+                if (group_offsets_count(g->offsets) == 0 && g->protocol_type == NULL && g->txn_pending == NULL) {
                     group_unlink_free(g);
                     continue;
                 }
@@ -2081,6 +2290,7 @@ group_coordinator_t *group_coordinator_create(evloop_t *loop, topics_t *topics, 
     gc->loop = loop;
     gc->topics = topics;
     gc->config = config;
+    gc->loading = -1;
     buf_init(&gc->scratch);
     evloop_timer_init(&gc->expire_timer, expire_timer_cb, gc);
     evloop_timer_start(loop, &gc->expire_timer, cfg_long(gc, "offsets.retention.check.interval.ms", 600000));

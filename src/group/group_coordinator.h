@@ -206,6 +206,30 @@ typedef struct group_commit_params {
 void group_commit(group_coordinator_t *gc, const group_commit_params_t *p, group_commit_item_t *items,
                   int n);
 
+/* ---- transactional offsets (cluster mode: TxnOffsetCommit at the group coordinator) ---- */
+
+typedef struct group_txn_commit_params {
+    kstr_t group_id;
+    int64_t producer_id;
+    int16_t producer_epoch;
+    int32_t generation_id; /* -1: not checked */
+    kstr_t member_id;      /* ""/null: not checked */
+    kstr_t instance_id;
+} group_txn_commit_params_t;
+
+/* TxnOffsetCommit, as Kafka's group coordinator takes it (the group is created when unknown; a
+ * member id and generation are checked when given): the offsets are appended to the group's
+ * __consumer_offsets partition as one transactional batch of the producer, and stay pending
+ * (invisible to OffsetFetch) until the producer's marker reaches that partition. A replay of the
+ * partition rebuilds them the same way. Every item's error is set. */
+void group_txn_commit(group_coordinator_t *gc, const group_txn_commit_params_t *p, group_commit_item_t *items,
+                      int n);
+/* A COMMIT or ABORT marker of producer_id was written to __consumer_offsets partition `partition`:
+ * the producer's pending offsets of the groups there become committed offsets, or are dropped. */
+void group_coordinator_txn_complete(group_coordinator_t *gc, int32_t partition, int64_t producer_id, bool commit);
+/* Whether an open transaction holds an offset of the group for this topic partition. */
+bool group_has_pending_txn_offset(group_coordinator_t *gc, kstr_t group_id, kstr_t topic, int32_t partition);
+
 typedef struct group_offset_view {
     kstr_t topic;
     int32_t partition;

@@ -34,6 +34,7 @@ static const api_handler_t api_handlers[] = {
     {24, 0, 5, handle_add_partitions_to_txn},
     {25, 0, 4, handle_add_offsets_to_txn},
     {26, 0, 4, handle_end_txn},
+    {27, 0, 1, handle_write_txn_markers},
     {28, 0, 4, handle_txn_offset_commit},
     {32, 0, 4, handle_describe_configs},
     {33, 0, 2, handle_alter_configs},

@@ -138,6 +138,7 @@ void handle_add_partitions_to_txn(request_t *req);
 void handle_add_offsets_to_txn(request_t *req);
 void handle_end_txn(request_t *req);
 void handle_txn_offset_commit(request_t *req);
+void handle_write_txn_markers(request_t *req); /* handlers_markers.c */
 void handle_describe_producers(request_t *req);
 void handle_describe_transactions(request_t *req);
 void handle_list_transactions(request_t *req);

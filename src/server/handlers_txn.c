@@ -7,19 +7,102 @@
  * PRODUCER_FENCED exists from InitProducerId v4 / AddPartitionsToTxn,
  * AddOffsetsToTxn, EndTxn v2 / TxnOffsetCommit v3 on; older versions get
  * INVALID_PRODUCER_EPOCH, as Kafka answers them.
+ *
+ * Cluster mode: requests for transactional ids whose __transaction_state
+ * partition this broker does not lead get NOT_COORDINATOR (ListTransactions
+ * lists the ids it coordinates). A successful answer waits until what the
+ * coordinator appended is on the ISR of that partition (Kafka appends with
+ * acks=all): a broker failing meanwhile answers NOT_COORDINATOR, a timeout
+ * COORDINATOR_NOT_AVAILABLE, and the client retries with the coordinator
+ * that took over. TxnOffsetCommit goes to the group coordinator (the leader
+ * of the group's __consumer_offsets partition), which keeps the offsets
+ * pending until the transaction's marker reaches that partition.
  */
 #include <string.h>
 
 #include "common/logger.h"
+#include "group/group_coordinator.h"
+#include "group/group_log.h"
 #include "server/broker.h"
 #include "txn/partition_txn.h"
 #include "txn/txn_coordinator.h"
+#include "txn/txn_markers.h"
 
 static int16_t fenced_for(int16_t err, int16_t version, int16_t first_version)
 {
     if (err == TXN_KERR_PRODUCER_FENCED && version < first_version)
         return TXN_KERR_INVALID_PRODUCER_EPOCH;
     return err;
+}
+
+/* 0 when this broker coordinates the transactional id (always on a single node). */
+static int16_t coordinator_check(request_t *req, kstr_t transactional_id)
+{
+    txn_coordinator_t *tc = req->broker->txns;
+    if (tc == NULL)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    return txn_coordinator_owns(tc, transactional_id) ? KERR_NONE : KERR_NOT_COORDINATOR;
+}
+
+/* ---- cluster mode: answers wait for the ISR ---- */
+
+typedef struct durable_op {
+    request_t *req;
+    txn_hw_wait_t w;
+    void (*fail)(request_t *req, int16_t err); /* puts a failed wait's error into the response */
+} durable_op_t;
+
+static void durable_done(txn_hw_wait_t *w, int16_t err)
+{
+    durable_op_t *op = w->arg;
+    request_t *req = op->req;
+    req->cancel = NULL;
+    if (err)
+        op->fail(req, err == KERR_NOT_LEADER_OR_FOLLOWER ? KERR_NOT_COORDINATOR : KERR_COORDINATOR_NOT_AVAILABLE);
+    request_respond(req);
+}
+
+static void durable_cancel(request_t *req)
+{
+    durable_op_t *op = req->op;
+    txn_hw_wait_cancel(&op->w);
+}
+
+/* Answers now, or (cluster mode) once the high watermark of p covers its log end, i.e. once
+ * everything the coordinator appended there is on every in-sync replica. */
+static void respond_durable(request_t *req, partition_t *p, void (*fail)(request_t *req, int16_t err))
+{
+    broker_t *b = req->broker;
+    durable_op_t *op = b->cluster && p ? request_alloc(req, sizeof(*op)) : NULL;
+    if (op == NULL) {
+        request_respond(req);
+        return;
+    }
+    memset(op, 0, sizeof(*op));
+    op->req = req;
+    op->fail = fail;
+    op->w.done = durable_done;
+    op->w.arg = op;
+    int64_t timeout = broker_config_get_long(b->config, "request.timeout.ms");
+    if (txn_hw_wait_start(&op->w, b->loop, p, log_end_offset(p->log), timeout > 0 ? timeout : 30000) == 0) {
+        request_respond(req);
+        return;
+    }
+    req->op = op;
+    req->cancel = durable_cancel;
+}
+
+static partition_t *txn_log_partition(request_t *req, kstr_t transactional_id)
+{
+    return req->broker->txns ? txn_coordinator_log_partition(req->broker->txns, transactional_id) : NULL;
+}
+
+static void init_producer_id_fail(request_t *req, int16_t err)
+{
+    InitProducerIdResponse *resp = req->resp;
+    resp->ErrorCode = err;
+    resp->ProducerId = -1;
+    resp->ProducerEpoch = -1;
 }
 
 void handle_init_producer_id(request_t *req)
@@ -29,8 +112,11 @@ void handle_init_producer_id(request_t *req)
     int16_t v = req->hdr.api_version;
     int64_t pid_in = v >= 3 ? r->ProducerId : -1;
     int16_t epoch_in = v >= 3 ? r->ProducerEpoch : -1;
+    bool transactional = r->TransactionalId.len > 0;
     if (req->broker->txns == NULL) {
         resp->ErrorCode = KERR_COORDINATOR_NOT_AVAILABLE;
+    } else if (transactional && (resp->ErrorCode = coordinator_check(req, r->TransactionalId)) != KERR_NONE) {
+        /* another broker coordinates it (an idempotent producer's id comes from any broker) */
     } else {
         resp->ErrorCode = fenced_for(txn_init_producer_id(req->broker->txns, r->TransactionalId, r->TransactionTimeoutMs,
                                                           pid_in, epoch_in, &resp->ProducerId, &resp->ProducerEpoch),
@@ -40,7 +126,11 @@ void handle_init_producer_id(request_t *req)
         resp->ProducerId = -1;
         resp->ProducerEpoch = -1;
     }
-    request_respond(req);
+    if (resp->ErrorCode || !transactional) {
+        request_respond(req);
+        return;
+    }
+    respond_durable(req, txn_log_partition(req, r->TransactionalId), init_producer_id_fail);
 }
 
 typedef KARRAY(AddPartitionsToTxnRequest_AddPartitionsToTxnTopic) apt_topics_t;
@@ -63,8 +153,9 @@ static void add_partitions_one(request_t *req, kstr_t id, int64_t pid, int16_t e
                 refs[k].error = 0;
                 k++;
             }
-        err = req->broker->txns ? txn_add_partitions(req->broker->txns, id, pid, epoch, refs, n, verify_only)
-                                : KERR_COORDINATOR_NOT_AVAILABLE;
+        err = coordinator_check(req, id);
+        if (err == KERR_NONE)
+            err = txn_add_partitions(req->broker->txns, id, pid, epoch, refs, n, verify_only);
     }
     err = fenced_for(err, req->hdr.api_version, 2);
     REQUEST_ARRAY(req, (*results), topics->count);
@@ -81,6 +172,14 @@ static void add_partitions_one(request_t *req, kstr_t id, int64_t pid, int16_t e
     }
 }
 
+static void add_partitions_fail(request_t *req, int16_t err)
+{
+    AddPartitionsToTxnResponse *resp = req->resp;
+    for (int32_t i = 0; i < resp->ResultsByTopicV3AndBelow.count; i++)
+        for (int32_t j = 0; j < resp->ResultsByTopicV3AndBelow.items[i].ResultsByPartition.count; j++)
+            resp->ResultsByTopicV3AndBelow.items[i].ResultsByPartition.items[j].PartitionErrorCode = err;
+}
+
 void handle_add_partitions_to_txn(request_t *req)
 {
     AddPartitionsToTxnRequest *r = req->body;
@@ -92,9 +191,18 @@ void handle_add_partitions_to_txn(request_t *req)
                            false, &in, &out);
         resp->ResultsByTopicV3AndBelow.items = out.items;
         resp->ResultsByTopicV3AndBelow.count = out.count;
-        request_respond(req);
+        bool ok = true;
+        for (int32_t i = 0; i < out.count; i++)
+            for (int32_t j = 0; j < out.items[i].ResultsByPartition.count; j++)
+                ok &= out.items[i].ResultsByPartition.items[j].PartitionErrorCode == KERR_NONE;
+        if (ok)
+            respond_durable(req, txn_log_partition(req, r->V3AndBelowTransactionalId), add_partitions_fail);
+        else
+            request_respond(req);
         return;
     }
+    /* v4+ (brokers' batched and VerifyOnly checks, KIP-890; clients send v3 at most): answered at
+     * once, without waiting for the ISR of each transaction's partition. */
     REQUEST_ARRAY(req, resp->ResultsByTransaction, r->Transactions.count);
     for (int32_t i = 0; i < resp->ResultsByTransaction.count; i++) {
         AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction *t = &r->Transactions.items[i];
@@ -110,28 +218,85 @@ void handle_add_partitions_to_txn(request_t *req)
     request_respond(req);
 }
 
+static void add_offsets_fail(request_t *req, int16_t err)
+{
+    AddOffsetsToTxnResponse *resp = req->resp;
+    resp->ErrorCode = err;
+}
+
 void handle_add_offsets_to_txn(request_t *req)
 {
     AddOffsetsToTxnRequest *r = req->body;
     AddOffsetsToTxnResponse *resp = req->resp;
-    int16_t err = req->broker->txns ? txn_add_offsets(req->broker->txns, r->TransactionalId, r->ProducerId,
-                                                      r->ProducerEpoch, r->GroupId)
-                                    : KERR_COORDINATOR_NOT_AVAILABLE;
+    int16_t err = coordinator_check(req, r->TransactionalId);
+    if (err == KERR_NONE)
+        err = txn_add_offsets(req->broker->txns, r->TransactionalId, r->ProducerId, r->ProducerEpoch, r->GroupId);
     resp->ErrorCode = fenced_for(err, req->hdr.api_version, 2);
-    request_respond(req);
+    if (resp->ErrorCode)
+        request_respond(req);
+    else
+        respond_durable(req, txn_log_partition(req, r->TransactionalId), add_offsets_fail);
+}
+
+static void end_txn_fail(request_t *req, int16_t err)
+{
+    EndTxnResponse *resp = req->resp;
+    resp->ErrorCode = err;
 }
 
 void handle_end_txn(request_t *req)
 {
     EndTxnRequest *r = req->body;
     EndTxnResponse *resp = req->resp;
-    int16_t err = req->broker->txns ? txn_end(req->broker->txns, r->TransactionalId, r->ProducerId, r->ProducerEpoch,
-                                              r->Committed)
-                                    : KERR_COORDINATOR_NOT_AVAILABLE;
+    int16_t err = coordinator_check(req, r->TransactionalId);
+    if (err == KERR_NONE)
+        err = txn_end(req->broker->txns, r->TransactionalId, r->ProducerId, r->ProducerEpoch, r->Committed);
     resp->ErrorCode = fenced_for(err, req->hdr.api_version, 2);
     resp->ProducerId = r->ProducerId;
     resp->ProducerEpoch = r->ProducerEpoch;
-    request_respond(req);
+    /* Cluster mode: answered once PrepareCommit/PrepareAbort is on the ISR; the markers follow. */
+    if (resp->ErrorCode)
+        request_respond(req);
+    else
+        respond_durable(req, txn_log_partition(req, r->TransactionalId), end_txn_fail);
+}
+
+static void txn_offset_commit_fail(request_t *req, int16_t err)
+{
+    TxnOffsetCommitResponse *resp = req->resp;
+    for (int32_t i = 0; i < resp->Topics.count; i++)
+        for (int32_t j = 0; j < resp->Topics.items[i].Partitions.count; j++)
+            if (resp->Topics.items[i].Partitions.items[j].ErrorCode == KERR_NONE)
+                resp->Topics.items[i].Partitions.items[j].ErrorCode = err;
+}
+
+/* Cluster mode: TxnOffsetCommit at the group coordinator, which keeps the offsets pending (in
+ * __consumer_offsets, as a transactional batch of the producer) until the transaction's marker. */
+static int16_t group_txn_offset_commit(request_t *req, txn_offset_item_t *items, int n)
+{
+    TxnOffsetCommitRequest *r = req->body;
+    group_coordinator_t *gc = req->broker->groups;
+    if (gc == NULL)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    if (!group_coordinator_owns(gc, r->GroupId))
+        return KERR_NOT_COORDINATOR;
+    group_commit_item_t *gi = request_alloc(req, sizeof(*gi) * (size_t)(n > 0 ? n : 1));
+    if (gi == NULL)
+        return KERR_UNKNOWN_SERVER_ERROR;
+    for (int k = 0; k < n; k++)
+        gi[k] = (group_commit_item_t){.topic = items[k].topic, .partition = items[k].partition,
+                                      .offset = items[k].offset, .leader_epoch = items[k].leader_epoch,
+                                      .metadata = items[k].metadata, .commit_ts = -1, .expire_ts = -1};
+    bool v3 = req->hdr.api_version >= 3;
+    group_txn_commit_params_t gp = {.group_id = r->GroupId, .producer_id = r->ProducerId,
+                                    .producer_epoch = r->ProducerEpoch,
+                                    .generation_id = v3 ? r->GenerationId : -1,
+                                    .member_id = v3 ? r->MemberId : kstr_c(""),
+                                    .instance_id = v3 ? r->GroupInstanceId : kstr_null()};
+    group_txn_commit(gc, &gp, gi, n);
+    for (int k = 0; k < n; k++)
+        items[k].error = gi[k].error;
+    return KERR_NONE;
 }
 
 void handle_txn_offset_commit(request_t *req)
@@ -155,13 +320,17 @@ void handle_txn_offset_commit(request_t *req)
                                                                                          : -1,
                                                .metadata = pp->CommittedMetadata};
             }
-        err = req->broker->txns ? txn_offset_commit(req->broker->txns, r->TransactionalId, r->GroupId, r->ProducerId,
-                                                    r->ProducerEpoch, items, n)
-                                : KERR_COORDINATOR_NOT_AVAILABLE;
+        if (req->broker->cluster)
+            err = group_txn_offset_commit(req, items, n);
+        else
+            err = req->broker->txns ? txn_offset_commit(req->broker->txns, r->TransactionalId, r->GroupId,
+                                                        r->ProducerId, r->ProducerEpoch, items, n)
+                                    : KERR_COORDINATOR_NOT_AVAILABLE;
     }
     err = fenced_for(err, req->hdr.api_version, 3);
     REQUEST_ARRAY(req, resp->Topics, r->Topics.count);
     int k = 0;
+    bool any_ok = false;
     for (int32_t i = 0; i < resp->Topics.count; i++) {
         TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic *t = &resp->Topics.items[i];
         TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_init(t);
@@ -170,9 +339,17 @@ void handle_txn_offset_commit(request_t *req)
         for (int32_t j = 0; j < t->Partitions.count; j++, k++) {
             t->Partitions.items[j].PartitionIndex = r->Topics.items[i].Partitions.items[j].PartitionIndex;
             t->Partitions.items[j].ErrorCode = err ? err : items[k].error;
+            any_ok |= t->Partitions.items[j].ErrorCode == KERR_NONE;
         }
     }
-    request_respond(req);
+    if (!any_ok || req->broker->cluster == NULL) {
+        request_respond(req);
+        return;
+    }
+    /* Cluster mode: once the transactional batch is on the ISR of the group's partition. */
+    topic_t *tp = topics_find(req->broker->topics, GROUP_LOG_TOPIC, strlen(GROUP_LOG_TOPIC));
+    partition_t *p = tp ? topics_partition(tp, group_coordinator_partition(req->broker->groups, r->GroupId)) : NULL;
+    respond_durable(req, p, txn_offset_commit_fail);
 }
 
 static void fill_txn_state(request_t *req, DescribeTransactionsResponse_TransactionState *s, const txn_view_t *v)
@@ -218,6 +395,8 @@ void handle_describe_transactions(request_t *req)
         txn_view_t v;
         if (req->broker->txns == NULL)
             s->ErrorCode = KERR_COORDINATOR_NOT_AVAILABLE;
+        else if ((s->ErrorCode = coordinator_check(req, s->TransactionalId)) != KERR_NONE)
+            continue;
         else if (!txn_describe(req->broker->txns, s->TransactionalId, &v))
             s->ErrorCode = TXN_KERR_TRANSACTIONAL_ID_NOT_FOUND;
         else

@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "cluster/broker_client.h"
 #include "cluster/cluster.h"
 #include "common/fsutil.h"
 #include "common/logger.h"
@@ -301,6 +302,9 @@ static int broker_configure(broker_t *b, int argc, char **argv, char *err, size_
     return 0;
 }
 
+/* Cluster mode: requests to the other brokers (the transaction coordinator's WriteTxnMarkers). */
+static broker_client_t *g_peers;
+
 /* Cluster mode: the coordinators follow the leadership of their internal topics' partitions. */
 static void on_leadership(void *arg, partition_t *p, bool leader)
 {
@@ -310,6 +314,11 @@ static void on_leadership(void *arg, partition_t *p, bool leader)
             group_coordinator_elected(b->groups, p);
         else
             group_coordinator_resigned(b->groups, p->index);
+    } else if (b->txns && strcmp(p->topic->name, TXN_LOG_TOPIC) == 0) {
+        if (leader)
+            txn_coordinator_elected(b->txns, p);
+        else
+            txn_coordinator_resigned(b->txns, p->index);
     }
 }
 
@@ -394,6 +403,10 @@ int main(int argc, char **argv)
     b.txns = txn_coordinator_create(b.loop, b.topics, b.groups, b.config, txn_meta);
     if (b.txns && b.cluster)
         txn_coordinator_set_cluster_mode(b.txns, b.node_id);
+    if (b.txns && b.cluster) {
+        g_peers = broker_client_new(b.loop, b.cluster, b.node_id, b.config);
+        txn_coordinator_set_peers(b.txns, b.cluster, g_peers);
+    }
     if (b.txns == NULL || txn_coordinator_load(b.txns) != 0)
         LOG_ERROR("server", "the transaction coordinator could not load everything");
     net_limits_t limits = {
@@ -483,6 +496,7 @@ int main(int argc, char **argv)
     net_listener_close(b.listener); /* cancels waiting JoinGroup/SyncGroup requests */
     cluster_close(b.cluster);       /* deregisters: our ephemeral znodes go at once */
     txn_coordinator_destroy(b.txns);
+    broker_client_free(g_peers); /* after the coordinator, which cancels its requests */
     group_coordinator_destroy(b.groups);
     evloop_timer_stop(b.loop, &b.housekeeping);
     evloop_timer_stop(b.loop, &g_log_timer);

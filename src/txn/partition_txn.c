@@ -50,8 +50,10 @@ int ptxn_decode_control_key(const uint8_t *key, int32_t key_len, bool *commit)
     return 1;
 }
 
-/* Reads the marker type of a whole control batch. 1 with *commit, 0 not a marker, -1 malformed. */
-static int control_batch_type(const uint8_t *batch, size_t len, bool *commit)
+/* Reads the marker type of a whole control batch, and the coordinator epoch from its value
+ * (int16 version, int32 coordinator epoch; 0 when absent). 1 with *commit, 0 not a marker, -1
+ * malformed. */
+static int control_batch_type(const uint8_t *batch, size_t len, bool *commit, int32_t *coordinator_epoch)
 {
     const uint8_t *recs;
     size_t rlen;
@@ -62,8 +64,11 @@ static int control_batch_type(const uint8_t *batch, size_t len, bool *commit)
         rb_iter_t it;
         rb_iter_init(&it, recs, rlen, rb_records_count(batch));
         rb_record_t rec;
-        if (rb_iter_next(&it, &rec) == 1)
+        if (rb_iter_next(&it, &rec) == 1) {
             rc = ptxn_decode_control_key(rec.key, rec.key_len, commit);
+            if (rc == 1 && rec.value && rec.value_len >= 6)
+                *coordinator_epoch = (int32_t)be_get32(rec.value + 2);
+        }
     }
     buf_free(&scratch);
     return rc;
@@ -118,9 +123,11 @@ static void replay_batch(partition_t *p, producer_state_t *ps, const uint8_t *hd
         if (b == NULL)
             return;
         bool commit = false;
-        if (pread_full(fd, b, (size_t)size, pos) == 0 && control_batch_type(b, (size_t)size, &commit) == 1) {
+        int32_t coordinator_epoch = 0;
+        if (pread_full(fd, b, (size_t)size, pos) == 0 &&
+            control_batch_type(b, (size_t)size, &commit, &coordinator_epoch) == 1) {
             pstate_aborted_t a;
-            if (pstate_apply_marker(ps, pid, rb_producer_epoch(hdr), commit, 0, rb_base_offset(hdr),
+            if (pstate_apply_marker(ps, pid, rb_producer_epoch(hdr), commit, coordinator_epoch, rb_base_offset(hdr),
                                     rb_max_timestamp(hdr), &a) == 1) {
                 pstate_add_aborted(ps, &a);
                 (void)dir;

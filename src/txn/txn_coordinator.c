@@ -11,19 +11,31 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/broker_client.h"
+#include "cluster/cluster.h"
+#include "cluster/replication.h"
+#include "common/arena.h"
 #include "common/fsutil.h"
 #include "common/logger.h"
 #include "group/group_coordinator.h"
 #include "group/group_log.h"
+#include "protocol/kafka_messages.h"
 #include "protocol/kerr.h"
 #include "protocol/record_batch.h"
 #include "txn/partition_txn.h"
 #include "txn/txn_coordinator.h"
+#include "txn/txn_markers.h"
 
 #define TXN_HASH_SIZE 256
 #define TXN_LOAD_CHUNK (4 << 20)
 #define TXN_MAX_DECOMPRESSED ((size_t)64 << 20)
 #define TXN_OPERATION_NOT_ATTEMPTED 55
+#define TXN_WRITE_TXN_MARKERS_KEY 27
+#define TXN_WRITE_TXN_MARKERS_VERSION 1
+#define TXN_MARKER_RETRY_MIN_MS 100
+#define TXN_MARKER_RETRY_MAX_MS 2000
+
+struct txn_mk;
 
 typedef struct txn_pending_offset {
     char *group;
@@ -46,6 +58,7 @@ typedef struct txn {
     int nparts, capparts;
     txn_pending_offset_t *offsets;
     int noffsets, capoffsets;
+    struct txn_mk *mk; /* cluster mode: markers being written (PrepareCommit/PrepareAbort) */
     struct txn *hnext;
 } txn_t;
 
@@ -63,7 +76,51 @@ struct txn_coordinator {
     ev_timer_t abort_timer;
     ev_timer_t producer_timer; /* producer.id.expiration.ms on the partitions */
     buf_t scratch;
+    /* Cluster mode: transactional ids live with the __transaction_state partitions this broker
+     * leads; markers go to the leaders of the transactions' partitions. */
+    bool cluster_mode;
+    uint8_t *owned;       /* per partition: its transactional ids are loaded here */
+    int32_t *owned_epoch; /* its leader epoch when this broker took it: the coordinator epoch */
+    int32_t nowned;
+    struct cluster *cluster;
+    broker_client_t *peers;
+    int32_t broker_id;
+    int64_t request_timeout_ms;
 };
+
+/* Cluster mode: the markers of one transaction in PrepareCommit/PrepareAbort, from the PrepareX
+ * record reaching the ISR until every partition has its marker. */
+enum { MK_PENDING, MK_INFLIGHT, MK_DONE };
+
+typedef struct txn_mk_req {
+    struct txn_mk_req *next;
+    struct txn_mk *mk;
+    bclient_req_t *req;
+    int32_t broker;
+    int n;
+    int idx[]; /* indexes into the transaction's partitions */
+} txn_mk_req_t;
+
+typedef struct txn_mk {
+    txn_coordinator_t *tc;
+    txn_t *t;
+    bool commit;
+    bool fenced;                 /* a newer coordinator took over: stop */
+    int32_t coordinator_epoch;
+    uint8_t *state;              /* per t->parts entry */
+    int32_t *leader;             /* per entry: where its marker went this round */
+    txn_hw_wait_t prepared;      /* the PrepareX record reaching the ISR */
+    txn_marker_write_t *local;   /* markers on partitions this broker leads */
+    txn_marker_target_t *local_targets;
+    int *local_idx;
+    int nlocal;
+    txn_mk_req_t *reqs;          /* WriteTxnMarkers requests in flight */
+    int inflight;
+    ev_timer_t retry;
+    int64_t backoff_ms;
+} txn_mk_t;
+
+static void mk_free(txn_mk_t *mk);
 
 static const char *const status_names[] = {"Empty",          "Ongoing",        "PrepareCommit",
                                            "PrepareAbort",   "CompleteCommit", "CompleteAbort",
@@ -178,6 +235,14 @@ int64_t txn_next_producer_id(txn_coordinator_t *tc)
 void txn_coordinator_set_cluster_mode(txn_coordinator_t *tc, int32_t broker_id)
 {
     tc->pid_tag = broker_id >= 0 && broker_id < TXN_PID_TAG_SPACE ? broker_id : broker_id % TXN_PID_TAG_SPACE;
+    tc->cluster_mode = true;
+    tc->broker_id = broker_id;
+}
+
+void txn_coordinator_set_peers(txn_coordinator_t *tc, struct cluster *cluster, struct broker_client *peers)
+{
+    tc->cluster = cluster;
+    tc->peers = peers;
 }
 
 /* ---------------------------------------------------------------- record format */
@@ -352,6 +417,8 @@ static void txn_clear_offsets(txn_t *t)
 
 static void txn_free(txn_t *t)
 {
+    if (t->mk)
+        mk_free(t->mk);
     txn_clear_parts(t);
     txn_clear_offsets(t);
     free(t->parts);
@@ -418,6 +485,9 @@ int16_t txn_coordinator_ensure_topic(txn_coordinator_t *tc)
 {
     if (tc->topics == NULL)
         return KERR_NONE;
+    if (tc->cluster_mode) /* created through ZooKeeper (cluster_ensure_internal_topic) */
+        return topics_find(tc->topics, TXN_LOG_TOPIC, strlen(TXN_LOG_TOPIC)) ? KERR_NONE
+                                                                           : KERR_COORDINATOR_NOT_AVAILABLE;
     int64_t n = cfg_long(tc, "transaction.state.log.num.partitions", 50);
     char err[256];
     int rc = topics_ensure_internal(tc->topics, TXN_LOG_TOPIC, (int32_t)n,
@@ -447,6 +517,8 @@ static int16_t txn_store_record(txn_coordinator_t *tc, txn_t *t, bool tombstone)
     partition_t *p = tp ? topics_partition(tp, txn_partition_for(t->id, t->id_len, tp->npartitions)) : NULL;
     if (p == NULL)
         return KERR_COORDINATOR_NOT_AVAILABLE;
+    if (!repl_is_leader(p))
+        return KERR_NOT_COORDINATOR; /* a follower's log takes only its leader's batches */
     int64_t now = evloop_wall_ms();
     buf_t key, val, out;
     buf_init(&key);
@@ -522,9 +594,377 @@ static void apply_offsets(txn_coordinator_t *tc, txn_t *t)
     }
 }
 
+/* ---------------------------------------------------------------- cluster mode: markers
+ *
+ * Kafka's flow: EndTxn writes PrepareCommit/PrepareAbort and is answered once that record is on
+ * the ISR (the handler waits for it); the coordinator then sends WriteTxnMarkers to the leader of
+ * every partition of the transaction (writing those it leads itself), retries the partitions that
+ * failed (no leader, NOT_LEADER_OR_FOLLOWER, timeouts, lost connections) after a backoff with the
+ * leaders ZooKeeper shows then, and writes CompleteCommit/CompleteAbort when all have their marker.
+ * Meanwhile the producer's next AddPartitionsToTxn/EndTxn/InitProducerId get
+ * CONCURRENT_TRANSACTIONS. A coordinator taking over a partition finishes what it finds in
+ * PrepareX. */
+
+static partition_t *log_partition_of(txn_coordinator_t *tc, const char *id, size_t len)
+{
+    topic_t *tp = tc->topics ? topics_find(tc->topics, TXN_LOG_TOPIC, strlen(TXN_LOG_TOPIC)) : NULL;
+    return tp ? topics_partition(tp, txn_partition_for(id, len, tp->npartitions)) : NULL;
+}
+
+static int32_t coordinator_epoch_of(const txn_coordinator_t *tc, const txn_t *t)
+{
+    if (!tc->cluster_mode || tc->topics == NULL)
+        return 0;
+    topic_t *tp = topics_find(tc->topics, TXN_LOG_TOPIC, strlen(TXN_LOG_TOPIC));
+    int32_t part = tp ? txn_partition_for(t->id, t->id_len, tp->npartitions) : -1;
+    return part >= 0 && part < tc->nowned ? tc->owned_epoch[part] : 0;
+}
+
+static void mk_free(txn_mk_t *mk)
+{
+    txn_coordinator_t *tc = mk->tc;
+    txn_hw_wait_cancel(&mk->prepared);
+    txn_markers_cancel(mk->local);
+    while (mk->reqs) {
+        txn_mk_req_t *rq = mk->reqs;
+        mk->reqs = rq->next;
+        broker_client_cancel(tc->peers, rq->req);
+        free(rq);
+    }
+    if (tc->loop)
+        evloop_timer_stop(tc->loop, &mk->retry);
+    if (mk->t && mk->t->mk == mk)
+        mk->t->mk = NULL;
+    free(mk->state);
+    free(mk->leader);
+    free(mk->local_targets);
+    free(mk->local_idx);
+    free(mk);
+}
+
+/* Every partition has its marker: CompleteCommit/CompleteAbort. */
+static void mk_finish(txn_mk_t *mk)
+{
+    txn_coordinator_t *tc = mk->tc;
+    txn_t *t = mk->t;
+    bool commit = mk->commit;
+    mk_free(mk);
+    txn_clear_offsets(t);
+    txn_clear_parts(t);
+    t->status = commit ? TXN_COMPLETE_COMMIT : TXN_COMPLETE_ABORT;
+    t->start_ms = -1;
+    t->last_update_ms = evloop_wall_ms();
+    int16_t err = txn_store(tc, t);
+    if (err)
+        LOG_WARN("txn", "transaction %s: writing %s failed (error %d); the next coordinator finishes it", t->id,
+                 txn_status_name(t->status), err);
+    LOG_DEBUG("txn", "transaction %s (producer %" PRId64 " epoch %d) %s", t->id, t->pid, t->epoch,
+              commit ? "committed" : "aborted");
+}
+
+/* The outcome of one partition's marker, as Kafka's marker channel judges it. */
+static void mk_result(txn_mk_t *mk, int i, int16_t err, int32_t broker)
+{
+    txn_t *t = mk->t;
+    txn_partition_ref_t *r = &t->parts[i];
+    switch (err) {
+    case KERR_NONE:
+    case KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+    case KERR_UNSUPPORTED_VERSION:
+        mk->state[i] = MK_DONE;
+        return;
+    case TXN_KERR_INVALID_PRODUCER_EPOCH:
+        /* The partition saw a newer epoch of the producer: nothing of this transaction to close. */
+        LOG_WARN("txn", "transaction %s: %.*s-%d (broker %d) has a newer epoch of producer %" PRId64
+                 "; marker skipped", t->id, r->topic.len, r->topic.ptr, r->partition, broker, t->pid);
+        mk->state[i] = MK_DONE;
+        return;
+    case TXN_KERR_TRANSACTION_COORDINATOR_FENCED:
+        LOG_WARN("txn", "transaction %s: a newer coordinator wrote markers on %.*s-%d; leaving it to it", t->id,
+                 r->topic.len, r->topic.ptr, r->partition);
+        mk->fenced = true;
+        mk->state[i] = MK_PENDING;
+        return;
+    default:
+        LOG_DEBUG("txn", "transaction %s: marker on %.*s-%d (broker %d): error %d, retrying", t->id, r->topic.len,
+                  r->topic.ptr, r->partition, broker, err);
+        mk->state[i] = MK_PENDING;
+        return;
+    }
+}
+
+/* After a round: done, or another round after a backoff. */
+static void mk_after_round(txn_mk_t *mk)
+{
+    if (mk->inflight > 0 || mk->local)
+        return;
+    if (mk->fenced)
+        return; /* this broker is about to lose the partition; the new coordinator finishes */
+    bool all = true;
+    for (int i = 0; i < mk->t->nparts; i++)
+        all &= mk->state[i] == MK_DONE;
+    if (all) {
+        mk_finish(mk);
+        return;
+    }
+    evloop_timer_start(mk->tc->loop, &mk->retry, mk->backoff_ms);
+    mk->backoff_ms = mk->backoff_ms * 2 > TXN_MARKER_RETRY_MAX_MS ? TXN_MARKER_RETRY_MAX_MS : mk->backoff_ms * 2;
+}
+
+static void mk_local_done(void *arg)
+{
+    txn_mk_t *mk = arg;
+    mk->local = NULL;
+    for (int k = 0; k < mk->nlocal; k++)
+        mk_result(mk, mk->local_idx[k], mk->local_targets[k].error, mk->tc->broker_id);
+    mk->nlocal = 0;
+    mk_after_round(mk);
+}
+
+static void mk_remote_done(void *arg, int16_t err, const uint8_t *body, size_t len)
+{
+    txn_mk_req_t *rq = arg;
+    txn_mk_t *mk = rq->mk;
+    txn_t *t = mk->t;
+    for (txn_mk_req_t **pp = &mk->reqs; *pp; pp = &(*pp)->next)
+        if (*pp == rq) {
+            *pp = rq->next;
+            break;
+        }
+    mk->inflight--;
+    int16_t *res = malloc(sizeof(int16_t) * (size_t)(rq->n > 0 ? rq->n : 1));
+    arena_t arena;
+    arena_init(&arena, len * 8 + 4096);
+    if (res != NULL) {
+        for (int k = 0; k < rq->n; k++)
+            res[k] = err ? err : KERR_UNKNOWN_SERVER_ERROR; /* missing from the answer: retried */
+        WriteTxnMarkersResponse resp;
+        rd_t rd;
+        rd_init(&rd, body, len);
+        if (!err && kmsg_decode(&WriteTxnMarkersResponse_desc, TXN_WRITE_TXN_MARKERS_VERSION, &rd, &arena, &resp) == 0) {
+            for (int32_t m = 0; m < resp.Markers.count; m++) {
+                WriteTxnMarkersResponse_WritableTxnMarkerResult *mr = &resp.Markers.items[m];
+                if (mr->ProducerId != t->pid)
+                    continue;
+                for (int32_t a = 0; a < mr->Topics.count; a++) {
+                    WriteTxnMarkersResponse_WritableTxnMarkerTopicResult *tr = &mr->Topics.items[a];
+                    for (int32_t b = 0; b < tr->Partitions.count; b++)
+                        for (int k = 0; k < rq->n; k++) {
+                            txn_partition_ref_t *r = &t->parts[rq->idx[k]];
+                            if (r->partition == tr->Partitions.items[b].PartitionIndex &&
+                                r->topic.len == tr->Name.len && memcmp(r->topic.ptr, tr->Name.ptr, (size_t)r->topic.len) == 0)
+                                res[k] = tr->Partitions.items[b].ErrorCode;
+                        }
+                }
+            }
+        } else if (!err) {
+            LOG_WARN("txn", "transaction %s: malformed WriteTxnMarkers answer from broker %d", t->id, rq->broker);
+        }
+        for (int k = 0; k < rq->n; k++)
+            mk_result(mk, rq->idx[k], res[k], rq->broker);
+    } else {
+        for (int k = 0; k < rq->n; k++)
+            mk->state[rq->idx[k]] = MK_PENDING;
+    }
+    arena_free(&arena);
+    free(res);
+    free(rq);
+    mk_after_round(mk);
+}
+
+/* One WriteTxnMarkers request to `broker` for the entries of this round it leads. */
+static void mk_send_remote(txn_mk_t *mk, int32_t broker)
+{
+    txn_coordinator_t *tc = mk->tc;
+    txn_t *t = mk->t;
+    int n = 0;
+    for (int i = 0; i < t->nparts; i++)
+        n += mk->state[i] == MK_INFLIGHT && mk->leader[i] == broker;
+    txn_mk_req_t *rq = malloc(sizeof(*rq) + sizeof(int) * (size_t)n);
+    WriteTxnMarkersRequest_WritableTxnMarkerTopic *topics = calloc((size_t)n, sizeof(*topics));
+    int32_t *parts = calloc((size_t)n, sizeof(*parts));
+    bool sent = false;
+    if (rq && topics && parts && tc->peers) {
+        rq->mk = mk;
+        rq->broker = broker;
+        rq->n = 0;
+        int ntopics = 0;
+        for (int i = 0; i < t->nparts; i++) {
+            if (mk->state[i] != MK_INFLIGHT || mk->leader[i] != broker)
+                continue;
+            txn_partition_ref_t *r = &t->parts[i];
+            /* The entries of one topic are together in t->parts. */
+            WriteTxnMarkersRequest_WritableTxnMarkerTopic *tt = ntopics ? &topics[ntopics - 1] : NULL;
+            if (tt == NULL || tt->Name.len != r->topic.len || memcmp(tt->Name.ptr, r->topic.ptr, (size_t)r->topic.len) != 0) {
+                tt = &topics[ntopics++];
+                tt->Name = r->topic;
+                tt->PartitionIndexes.items = &parts[rq->n];
+                tt->PartitionIndexes.count = 0;
+            }
+            tt->PartitionIndexes.items[tt->PartitionIndexes.count++] = r->partition;
+            rq->idx[rq->n++] = i;
+        }
+        WriteTxnMarkersRequest_WritableTxnMarker marker;
+        WriteTxnMarkersRequest_WritableTxnMarker_init(&marker);
+        marker.ProducerId = t->pid;
+        marker.ProducerEpoch = t->epoch;
+        marker.TransactionResult = mk->commit;
+        marker.CoordinatorEpoch = mk->coordinator_epoch;
+        marker.Topics.items = topics;
+        marker.Topics.count = ntopics;
+        WriteTxnMarkersRequest req;
+        WriteTxnMarkersRequest_init(&req);
+        req.Markers.items = &marker;
+        req.Markers.count = 1;
+        rq->req = broker_client_send(tc->peers, broker, TXN_WRITE_TXN_MARKERS_KEY, TXN_WRITE_TXN_MARKERS_VERSION,
+                                     &req, mk_remote_done, rq);
+        sent = rq->req != NULL;
+    }
+    free(topics);
+    free(parts);
+    if (!sent) {
+        free(rq);
+        for (int i = 0; i < t->nparts; i++)
+            if (mk->state[i] == MK_INFLIGHT && mk->leader[i] == broker)
+                mk->state[i] = MK_PENDING;
+        return;
+    }
+    rq->next = mk->reqs;
+    mk->reqs = rq;
+    mk->inflight++;
+    /* Sent: these entries are no longer this round's to place. */
+    for (int k = 0; k < rq->n; k++)
+        mk->leader[rq->idx[k]] = -2;
+}
+
+/* One round: every partition still without its marker goes to its leader as ZooKeeper shows it now. */
+static void mk_kick(txn_mk_t *mk)
+{
+    txn_coordinator_t *tc = mk->tc;
+    txn_t *t = mk->t;
+    int nlocal = 0;
+    for (int i = 0; i < t->nparts; i++) {
+        if (mk->state[i] != MK_PENDING)
+            continue;
+        txn_partition_ref_t *r = &t->parts[i];
+        topic_t *tp = r->topic.len > 0 ? topics_find(tc->topics, r->topic.ptr, (size_t)r->topic.len) : NULL;
+        if (topics_partition(tp, r->partition) == NULL) {
+            mk->state[i] = MK_DONE; /* deleted meanwhile: nothing to mark */
+            continue;
+        }
+        const zk_partition_t *zp = tc->cluster ? cluster_partition(tc->cluster, tp->name, r->partition) : NULL;
+        int32_t leader = zp ? zp->leader : tc->broker_id;
+        if (leader < 0)
+            continue; /* no leader yet: next round */
+        mk->leader[i] = leader;
+        mk->state[i] = MK_INFLIGHT;
+        nlocal += leader == tc->broker_id;
+    }
+    /* The partitions this broker leads are written here. */
+    mk->nlocal = 0;
+    if (nlocal > 0) {
+        for (int i = 0; i < t->nparts; i++) {
+            if (mk->state[i] != MK_INFLIGHT || mk->leader[i] != tc->broker_id)
+                continue;
+            mk->local_targets[mk->nlocal] = (txn_marker_target_t){t->parts[i].topic, t->parts[i].partition, 0};
+            mk->local_idx[mk->nlocal++] = i;
+            mk->leader[i] = -2;
+        }
+        txn_markers_env_t env = {.loop = tc->loop, .topics = tc->topics, .cluster = tc->cluster,
+                                 .groups = tc->groups, .timeout_ms = tc->request_timeout_ms};
+        txn_marker_params_t mp = {.producer_id = t->pid, .producer_epoch = t->epoch, .commit = mk->commit,
+                                  .coordinator_epoch = mk->coordinator_epoch};
+        mk->local = txn_markers_write(&env, &mp, mk->local_targets, mk->nlocal, mk_local_done, mk);
+        if (mk->local == NULL) {
+            for (int k = 0; k < mk->nlocal; k++)
+                mk->state[mk->local_idx[k]] = MK_PENDING;
+            mk->nlocal = 0;
+        }
+    }
+    /* The others: one request per leader. */
+    for (int i = 0; i < t->nparts; i++)
+        if (mk->state[i] == MK_INFLIGHT && mk->leader[i] >= 0)
+            mk_send_remote(mk, mk->leader[i]);
+    mk_after_round(mk);
+}
+
+static void mk_retry_cb(evloop_t *loop, ev_timer_t *timer)
+{
+    (void)loop;
+    mk_kick(timer->arg);
+}
+
+static void mk_prepared_done(txn_hw_wait_t *w, int16_t err)
+{
+    txn_mk_t *mk = w->arg;
+    if (err == KERR_NONE) {
+        mk_kick(mk);
+    } else if (err == KERR_REQUEST_TIMED_OUT) {
+        partition_t *p = log_partition_of(mk->tc, mk->t->id, mk->t->id_len);
+        if (p == NULL || txn_hw_wait_start(&mk->prepared, mk->tc->loop, p, w->target, mk->tc->request_timeout_ms) == 0)
+            mk_kick(mk);
+    } else {
+        LOG_INFO("txn", "transaction %s: no longer leading its %s partition; the next coordinator finishes it",
+                 mk->t->id, TXN_LOG_TOPIC);
+    }
+}
+
+/* The PrepareX record is appended: send the markers once it is on the ISR. */
+static void mk_start(txn_coordinator_t *tc, txn_t *t)
+{
+    if (t->mk)
+        mk_free(t->mk);
+    int n = t->nparts > 0 ? t->nparts : 1;
+    txn_mk_t *mk = calloc(1, sizeof(*mk));
+    if (mk == NULL || (mk->state = calloc((size_t)n, 1)) == NULL ||
+        (mk->leader = calloc((size_t)n, sizeof(int32_t))) == NULL ||
+        (mk->local_targets = calloc((size_t)n, sizeof(txn_marker_target_t))) == NULL ||
+        (mk->local_idx = calloc((size_t)n, sizeof(int))) == NULL) {
+        if (mk) {
+            free(mk->state);
+            free(mk->leader);
+            free(mk->local_targets);
+            free(mk);
+        }
+        LOG_ERROR("txn", "transaction %s: out of memory; its markers wait for the next coordinator", t->id);
+        return;
+    }
+    mk->tc = tc;
+    mk->t = t;
+    mk->commit = t->status == TXN_PREPARE_COMMIT;
+    mk->coordinator_epoch = coordinator_epoch_of(tc, t);
+    mk->backoff_ms = TXN_MARKER_RETRY_MIN_MS;
+    evloop_timer_init(&mk->retry, mk_retry_cb, mk);
+    mk->prepared.done = mk_prepared_done;
+    mk->prepared.arg = mk;
+    t->mk = mk;
+    partition_t *p = log_partition_of(tc, t->id, t->id_len);
+    if (p == NULL || txn_hw_wait_start(&mk->prepared, tc->loop, p, log_end_offset(p->log), tc->request_timeout_ms) == 0)
+        evloop_timer_start(tc->loop, &mk->retry, 0); /* from the loop, never inside the request */
+}
+
+/* Cluster mode: PrepareX, appended now; markers and CompleteX follow asynchronously. */
+static int16_t txn_prepare(txn_coordinator_t *tc, txn_t *t, bool commit)
+{
+    int old_status = t->status;
+    int64_t old_update = t->last_update_ms;
+    t->status = commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT;
+    t->last_update_ms = evloop_wall_ms();
+    int16_t err = txn_store(tc, t);
+    if (err) {
+        t->status = old_status;
+        t->last_update_ms = old_update;
+        return err;
+    }
+    mk_start(tc, t);
+    return KERR_NONE;
+}
+
 /* PrepareX -> markers -> CompleteX. The producer id/epoch of the markers is the transaction's. */
 static int16_t txn_complete(txn_coordinator_t *tc, txn_t *t, bool commit)
 {
+    if (tc->cluster_mode)
+        return txn_prepare(tc, t, commit);
     int64_t now = evloop_wall_ms();
     t->status = commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT;
     t->last_update_ms = now;
@@ -671,6 +1111,8 @@ int16_t txn_init_producer_id(txn_coordinator_t *tc, kstr_t transactional_id, int
             int16_t err = txn_fence_and_abort(tc, t);
             if (err)
                 return err;
+            if (tc->cluster_mode) /* the abort completes asynchronously: the client retries */
+                return TXN_KERR_CONCURRENT_TRANSACTIONS;
         }
         if (t->epoch >= INT16_MAX - 1) {
             int64_t id = txn_next_producer_id(tc);
@@ -979,6 +1421,8 @@ int txn_coordinator_load(txn_coordinator_t *tc)
         tc->pid_failed = true;
         rc = -1;
     }
+    if (tc->cluster_mode)
+        return rc; /* transactional ids load with the partitions this broker comes to lead */
     topic_t *tp = tc->topics ? topics_find(tc->topics, TXN_LOG_TOPIC, strlen(TXN_LOG_TOPIC)) : NULL;
     if (tp == NULL)
         return rc;
@@ -1021,6 +1465,92 @@ int txn_coordinator_load(txn_coordinator_t *tc)
     return rc;
 }
 
+/* ---------------------------------------------------------------- cluster mode: ownership */
+
+static int32_t txn_partition_of(txn_coordinator_t *tc, const txn_t *t)
+{
+    return txn_coordinator_partition(tc, kstrn(t->id, t->id_len));
+}
+
+bool txn_coordinator_owns(txn_coordinator_t *tc, kstr_t transactional_id)
+{
+    if (!tc->cluster_mode)
+        return true;
+    int32_t p = txn_coordinator_partition(tc, transactional_id);
+    return p >= 0 && p < tc->nowned && tc->owned[p];
+}
+
+partition_t *txn_coordinator_log_partition(txn_coordinator_t *tc, kstr_t transactional_id)
+{
+    if (transactional_id.len <= 0)
+        return NULL;
+    return log_partition_of(tc, transactional_id.ptr, (size_t)transactional_id.len);
+}
+
+void txn_coordinator_elected(txn_coordinator_t *tc, partition_t *p)
+{
+    if (!tc->cluster_mode || p->index < 0)
+        return;
+    if (p->index >= tc->nowned) {
+        int32_t n = p->topic->npartitions > p->index ? p->topic->npartitions : p->index + 1;
+        uint8_t *o = realloc(tc->owned, (size_t)n);
+        if (o == NULL)
+            return;
+        tc->owned = o;
+        int32_t *e = realloc(tc->owned_epoch, sizeof(int32_t) * (size_t)n);
+        if (e == NULL)
+            return;
+        tc->owned_epoch = e;
+        memset(o + tc->nowned, 0, (size_t)(n - tc->nowned));
+        for (int32_t i = tc->nowned; i < n; i++)
+            e[i] = 0;
+        tc->nowned = n;
+    }
+    if (tc->owned[p->index])
+        return;
+    tc->owned_epoch[p->index] = p->leader_epoch;
+    if (load_partition(tc, p) != 0)
+        LOG_ERROR("txn", "reading %s-%d failed: coordinating what could be read", TXN_LOG_TOPIC, p->index);
+    tc->owned[p->index] = 1;
+    int n = 0, resumed = 0;
+    for (int i = 0; i < TXN_HASH_SIZE; i++) {
+        for (txn_t *t = tc->buckets[i]; t; t = t->hnext) {
+            if (txn_partition_of(tc, t) != p->index)
+                continue;
+            n++;
+            if (t->status == TXN_PREPARE_COMMIT || t->status == TXN_PREPARE_ABORT) {
+                mk_start(tc, t); /* its markers again: writing one twice is harmless */
+                resumed++;
+            }
+        }
+    }
+    LOG_INFO("txn", "coordinating the transactional ids of %s-%d (coordinator epoch %d): %d ids, %d transactions "
+             "to complete", TXN_LOG_TOPIC, p->index, p->leader_epoch, n, resumed);
+}
+
+void txn_coordinator_resigned(txn_coordinator_t *tc, int32_t partition)
+{
+    if (!tc->cluster_mode || partition < 0 || partition >= tc->nowned || !tc->owned[partition])
+        return;
+    tc->owned[partition] = 0;
+    int n = 0;
+    for (int i = 0; i < TXN_HASH_SIZE; i++) {
+        txn_t **pp = &tc->buckets[i];
+        while (*pp) {
+            txn_t *t = *pp;
+            if (txn_partition_of(tc, t) != partition) {
+                pp = &t->hnext;
+                continue;
+            }
+            *pp = t->hnext;
+            tc->ntxns--;
+            txn_free(t); /* markers in flight are dropped: the next coordinator sends them again */
+            n++;
+        }
+    }
+    LOG_INFO("txn", "no longer coordinating the transactional ids of %s-%d (%d unloaded)", TXN_LOG_TOPIC, partition, n);
+}
+
 /* ---------------------------------------------------------------- lifecycle */
 
 txn_coordinator_t *txn_coordinator_create(evloop_t *loop, topics_t *topics, struct group_coordinator *groups,
@@ -1035,6 +1565,8 @@ txn_coordinator_t *txn_coordinator_create(evloop_t *loop, topics_t *topics, stru
     tc->pid_tag = -1;
     tc->config = config;
     tc->pid_limit = TXN_PID_BLOCK_SIZE;
+    int64_t rt = config ? broker_config_get_long(config, "request.timeout.ms") : -1;
+    tc->request_timeout_ms = rt > 0 ? rt : 30000;
     buf_init(&tc->scratch);
     if (meta_dir) {
         size_t n = strlen(meta_dir) + sizeof("/producer-id-block");
@@ -1074,5 +1606,7 @@ void txn_coordinator_destroy(txn_coordinator_t *tc)
     }
     buf_free(&tc->scratch);
     free(tc->pid_path);
+    free(tc->owned);
+    free(tc->owned_epoch);
     free(tc);
 }

@@ -26,6 +26,17 @@
  * handed to the group coordinator when it commits; a broker restart loses
  * them, so an Ongoing transaction that had added offsets is aborted at load.
  *
+ * Cluster mode (txn_coordinator_set_cluster_mode) follows Kafka: this broker
+ * coordinates the ids of the __transaction_state partitions it leads
+ * (txn_coordinator_elected/resigned); EndTxn appends PrepareX and returns;
+ * the markers are then written to the partitions this broker leads and sent
+ * as WriteTxnMarkers to the leaders of the others (broker_client.h), failed
+ * ones retried after a backoff with the leaders of the moment, and CompleteX
+ * is appended when every partition has its marker. TxnOffsetCommit goes to
+ * the group coordinator instead (group_txn_commit); the __consumer_offsets
+ * partition of the group is one of the transaction's partitions and gets a
+ * marker like the others.
+ *
  * @locality: event-loop thread only.
  */
 #ifndef RUNNEL_TXN_COORDINATOR_H
@@ -115,7 +126,9 @@ typedef struct txn_offset_item {
 int16_t txn_offset_commit(txn_coordinator_t *tc, kstr_t transactional_id, kstr_t group_id, int64_t pid,
                           int16_t epoch, txn_offset_item_t *items, int n);
 
-/* EndTxn: commit or abort, markers written to every partition before it returns. */
+/* EndTxn: commit or abort. On one node the markers are written to every partition before it
+ * returns; in cluster mode it returns once PrepareCommit/PrepareAbort is appended, and the markers
+ * and CompleteCommit/CompleteAbort follow asynchronously. */
 int16_t txn_end(txn_coordinator_t *tc, kstr_t transactional_id, int64_t pid, int16_t epoch, bool commit);
 
 typedef struct txn_view {
@@ -135,11 +148,31 @@ int txn_describe(txn_coordinator_t *tc, kstr_t transactional_id, txn_view_t *out
 /* Calls cb for every transactional id. */
 void txn_foreach(txn_coordinator_t *tc, void (*cb)(void *arg, const txn_view_t *v), void *arg);
 
-/* The __transaction_state partition of a transactional id among npartitions. */
 /* Cluster mode: producer ids are sequence * TXN_PID_TAG_SPACE + (broker id % TXN_PID_TAG_SPACE), so
- * brokers handing out ids on their own never collide. Call before txn_coordinator_load. */
+ * brokers handing out ids on their own never collide. Call before txn_coordinator_load, which then
+ * only reserves the producer-id block: transactional ids are loaded per __transaction_state
+ * partition when this broker comes to lead it (txn_coordinator_elected). */
 #define TXN_PID_TAG_SPACE 1048576
 void txn_coordinator_set_cluster_mode(txn_coordinator_t *tc, int32_t broker_id);
+/* Cluster mode: the cluster view (partition leaders) and the client to the other brokers the
+ * markers go through. */
+struct cluster;
+struct broker_client;
+void txn_coordinator_set_peers(txn_coordinator_t *tc, struct cluster *cluster, struct broker_client *peers);
+/* Whether this broker coordinates the transactional id (always on a single node). */
+bool txn_coordinator_owns(txn_coordinator_t *tc, kstr_t transactional_id);
+/* Cluster mode: this broker became the leader of __transaction_state partition p: replays it, takes
+ * p's leader epoch as its coordinator epoch, and completes the transactions it finds in
+ * PrepareCommit/PrepareAbort (markers sent again). Ongoing ones stay open (their offsets are pending
+ * in __consumer_offsets); they time out as usual. */
+void txn_coordinator_elected(txn_coordinator_t *tc, partition_t *p);
+/* ...and no longer leads it: its transactional ids are unloaded, markers in flight dropped. */
+void txn_coordinator_resigned(txn_coordinator_t *tc, int32_t partition);
+/* The __transaction_state partition holding the id, NULL when the topic does not exist (handlers
+ * wait for its high watermark before answering in cluster mode). */
+partition_t *txn_coordinator_log_partition(txn_coordinator_t *tc, kstr_t transactional_id);
+
+/* The __transaction_state partition of a transactional id among npartitions. */
 int32_t txn_partition_for(const char *id, size_t len, int32_t npartitions);
 /* The __transaction_state partition of a transactional id (the topic's partition count when it
  * exists, else transaction.state.log.num.partitions). */
