@@ -551,6 +551,16 @@ static int count_topics(const group_offset_view_t *v, int n)
     return t;
 }
 
+/* RequireStable (v7+): an offset an open transaction is about to change is answered with
+ * UNSTABLE_OFFSET_COMMIT (the client retries) rather than with its old value. Pending transactional
+ * offsets live at the group coordinator in cluster mode. */
+static bool unstable(request_t *req, group_coordinator_t *gc, kstr_t group, kstr_t topic, int32_t partition)
+{
+    const OffsetFetchRequest *r = req->body;
+    return gc && req->hdr.api_version >= 7 && r->RequireStable &&
+           group_has_pending_txn_offset(gc, group, topic, partition);
+}
+
 /* v0-7: one group. */
 static void offset_fetch_single(request_t *req)
 {
@@ -606,6 +616,10 @@ static void offset_fetch_single(request_t *req)
             p->CommittedLeaderEpoch = f.epoch;
             p->Metadata = f.metadata;
             p->ErrorCode = gerr;
+            if (unstable(req, gc, r->GroupId, in->Name, p->PartitionIndex)) {
+                p->ErrorCode = KERR_UNSTABLE_OFFSET_COMMIT;
+                p->CommittedOffset = -1;
+            }
         }
     }
     request_respond(req);
@@ -668,6 +682,10 @@ static void offset_fetch_groups(request_t *req)
                 p->CommittedOffset = f.offset;
                 p->CommittedLeaderEpoch = f.epoch;
                 p->Metadata = f.metadata;
+                if (unstable(req, gc, in->GroupId, ti->Name, p->PartitionIndex)) {
+                    p->ErrorCode = KERR_UNSTABLE_OFFSET_COMMIT;
+                    p->CommittedOffset = -1;
+                }
             }
         }
     }
@@ -676,7 +694,6 @@ static void offset_fetch_groups(request_t *req)
 
 void handle_offset_fetch(request_t *req)
 {
-    /* RequireStable (v7+) needs no wait: there are no pending transactional offsets. */
     if (req->hdr.api_version >= 8)
         offset_fetch_groups(req);
     else

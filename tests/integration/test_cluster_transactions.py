@@ -33,6 +33,8 @@ import helpers
 import kafka_raw as kr
 from zk import start_cluster, zookeeper  # noqa: F401 (fixtures)
 
+UNSTABLE_OFFSET_COMMIT = 88
+
 FIND_COORDINATOR = 10
 INIT_PRODUCER_ID = 22
 WRITE_TXN_MARKERS = 27
@@ -360,6 +362,14 @@ def test_consume_transform_produce_across_coordinators(start_cluster, topic):
         producer.begin_transaction()
         producer.produce(dst, value=b'aborted', partition=0)
         producer.send_offsets_to_transaction([ck.TopicPartition(src, 0, 7)], consumer.consumer_group_metadata(), 60)
+        # While the transaction is open its offset is unstable: RequireStable readers are told to
+        # retry (UNSTABLE_OFFSET_COMMIT), others see the committed value (none yet).
+        from test_groups_protocol import fetch_offsets_v8
+        with kr.Conn.to(by_id(cl, gnode).bootstrap) as c:
+            err, parts = fetch_offsets_v8(c, {group: {src: [0]}}, require_stable=True)[group]
+            assert err == 0 and parts[(src, 0)][0] == -1 and parts[(src, 0)][3] == UNSTABLE_OFFSET_COMMIT
+            err, parts = fetch_offsets_v8(c, {group: {src: [0]}}, require_stable=False)[group]
+            assert err == 0 and parts[(src, 0)][0] == -1 and parts[(src, 0)][3] == 0
         producer.abort_transaction(60)
         got = consumer.committed([ck.TopicPartition(src, 0)], timeout=20)
         assert got[0].offset < 0, got
