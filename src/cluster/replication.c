@@ -71,6 +71,11 @@ typedef struct fetcher {
     size_t in_len, in_cap;
     int32_t correlation;
     ev_timer_t timer; /* backoff, or the socket timeout of the fetch in flight */
+    /* The partitions it copies, in request order (topics_foreach's), valid while follow_gen
+     * equals the replication's: saves walking every topic for each Fetch. */
+    partition_t **follow;
+    int32_t nfollow, cap_follow;
+    uint64_t follow_gen;
 } fetcher_t;
 
 struct replication {
@@ -88,6 +93,9 @@ struct replication {
     repl_leadership_cb_t on_leadership;
     void *on_leadership_arg;
     char client_id[64];
+    /* Bumped whenever a partition gains or loses replication state or changes role or leader:
+     * the fetchers' partition lists are rebuilt then (0: never valid). */
+    uint64_t follow_gen;
 };
 
 static bool id_in(int32_t id, const int32_t *ids, int n)
@@ -399,6 +407,94 @@ static void add_topic_partitions(void *arg, topic_t *tp)
     }
 }
 
+static void fill_partition(build_ctx_t *b, FetchRequest_FetchPartition *fp, partition_t *p)
+{
+    FetchRequest_FetchPartition_init(fp);
+    fp->Partition = p->index;
+    fp->CurrentLeaderEpoch = p->repl->leader_epoch;
+    fp->FetchOffset = log_end_offset(p->log);
+    fp->LastFetchedEpoch = lec_latest_epoch(p->repl->lec);
+    fp->LogStartOffset = log_start_offset(p->log);
+    fp->PartitionMaxBytes = b->partition_max;
+}
+
+static void collect_followed(void *arg, topic_t *tp)
+{
+    fetcher_t *f = arg;
+    for (int32_t i = 0; i < tp->npartitions; i++) {
+        partition_t *p = tp->partitions[i];
+        if (!(p && p->repl && p->repl->role == ROLE_FOLLOWER && p->repl->leader == f->leader_id))
+            continue;
+        if (f->nfollow == f->cap_follow) {
+            int32_t cap = f->cap_follow ? f->cap_follow * 2 : 16;
+            partition_t **n = realloc(f->follow, sizeof(*n) * (size_t)cap);
+            if (n == NULL) {
+                f->cap_follow = -1; /* failed: see fetcher_follow_update */
+                return;
+            }
+            f->follow = n;
+            f->cap_follow = cap;
+        }
+        if (f->cap_follow > 0)
+            f->follow[f->nfollow++] = p;
+    }
+}
+
+/* Brings f->follow up to date (the same partitions, in the same order, as a walk of all topics
+ * would find). 0, or -1 when out of memory (the caller walks the topics then). */
+static int fetcher_follow_update(fetcher_t *f)
+{
+    replication_t *r = f->r;
+    if (r->follow_gen != 0 && f->follow_gen == r->follow_gen)
+        return 0;
+    f->nfollow = 0;
+    if (f->cap_follow < 0)
+        f->cap_follow = 0;
+    topics_foreach(r->topics, collect_followed, f);
+    if (f->cap_follow < 0) {
+        f->cap_follow = 0;
+        free(f->follow);
+        f->follow = NULL;
+        f->nfollow = 0;
+        f->follow_gen = 0;
+        return -1;
+    }
+    f->follow_gen = r->follow_gen;
+    return 0;
+}
+
+/* The request body from f->follow: one topic entry per run of partitions of the same topic. */
+static void add_followed(build_ctx_t *b)
+{
+    fetcher_t *f = b->f;
+    FetchRequest *req = b->req;
+    int32_t ntopics = 0;
+    for (int32_t i = 0; i < f->nfollow; i++)
+        if (i == 0 || f->follow[i]->topic != f->follow[i - 1]->topic)
+            ntopics++;
+    if (ntopics == 0)
+        return;
+    FetchRequest_FetchTopic *topics = arena_alloc(b->arena, sizeof(*topics) * (size_t)ntopics);
+    FetchRequest_FetchPartition *parts = arena_alloc(b->arena, sizeof(*parts) * (size_t)f->nfollow);
+    if (topics == NULL || parts == NULL)
+        return;
+    req->Topics.items = topics;
+    for (int32_t i = 0; i < f->nfollow; i++) {
+        partition_t *p = f->follow[i];
+        if (i == 0 || p->topic != f->follow[i - 1]->topic) {
+            FetchRequest_FetchTopic *ft = &topics[req->Topics.count++];
+            FetchRequest_FetchTopic_init(ft);
+            ft->Topic = kstr_c(p->topic->name);
+            ft->TopicId = p->topic->id;
+            ft->Partitions.items = &parts[i];
+            ft->Partitions.count = 0;
+        }
+        FetchRequest_FetchTopic *ft = &topics[req->Topics.count - 1];
+        fill_partition(b, &parts[i], p);
+        ft->Partitions.count++;
+    }
+}
+
 static void fetcher_on_io(evloop_t *loop, ev_io_t *io, uint32_t revents);
 
 static int fetcher_connect(fetcher_t *f)
@@ -454,7 +550,10 @@ static bool build_request(fetcher_t *f)
     req.Topics.items = NULL;
     req.Topics.count = 0;
     build_ctx_t b = {f, &arena, &req, 0, (int32_t)cfg_long(r, "replica.fetch.max.bytes")};
-    topics_foreach(r->topics, add_topic_partitions, &b);
+    if (fetcher_follow_update(f) == 0)
+        add_followed(&b);
+    else
+        topics_foreach(r->topics, add_topic_partitions, &b);
     bool any = req.Topics.count > 0;
     if (any) {
         kmsg_out_t o;
@@ -766,6 +865,7 @@ static repl_partition_t *attach(replication_t *r, partition_t *p)
     rp->leader_epoch = -1;
     p->repl = rp;
     p->high_watermark = log_start_offset(p->log);
+    r->follow_gen++;
     return rp;
 }
 
@@ -782,6 +882,8 @@ void replication_apply(replication_t *r, partition_t *p, const zk_partition_t *z
     bool changed = role != rp->role || zp->leader != rp->leader || zp->leader_epoch != rp->leader_epoch;
     bool isr_changed = zp->nisr != rp->nisr || memcmp(zp->isr, rp->isr, sizeof(int32_t) * (size_t)zp->nisr) != 0;
     enum role old = rp->role;
+    if (changed)
+        r->follow_gen++;
     rp->role = role;
     rp->leader = zp->leader;
     rp->leader_epoch = zp->leader_epoch;
@@ -864,6 +966,7 @@ void repl_partition_free(partition_t *p)
 {
     if (p->repl == NULL)
         return;
+    p->repl->r->follow_gen++; /* no fetcher may keep a pointer to p */
     lec_free(p->repl->lec);
     free(p->repl);
     p->repl = NULL;
@@ -899,6 +1002,7 @@ void replication_free(replication_t *r)
         fetcher_disconnect(f);
         buf_free(&f->out);
         free(f->in);
+        free(f->follow);
         free(f);
     }
     free(r->brokers);

@@ -42,6 +42,7 @@ struct conn {
     bool in_flight;  /* a request is being handled */
     bool processing; /* inside conn_process: completion must not recurse */
     bool corked;
+    bool in_blocked; /* input arrived while no request could be taken: reading is paused */
     int64_t last_active_ms;
     /* input: small frames are parsed out of rbuf; a frame's body goes to `frame` */
     uint8_t rbuf[CONN_RBUF_SIZE];
@@ -145,13 +146,20 @@ static bool conn_can_take(const conn_t *c)
            c->out_bytes <= c->listener->limits.max_queued_out_bytes;
 }
 
+/* EPOLLIN stays registered while a request is handled (or parked) until input actually arrives
+ * that cannot be taken yet (conn_io_cb sets in_blocked): a client that waits for its answer, as
+ * most do, then costs no epoll_ctl pair per request. */
 static void conn_update_events(conn_t *c)
 {
     if (c->closing)
         return;
     uint32_t ev = 0;
-    if (conn_can_take(c))
+    if (conn_can_take(c)) {
         ev |= EPOLLIN;
+        c->in_blocked = false;
+    } else if ((c->io.events & EPOLLIN) && !c->in_blocked) {
+        ev |= EPOLLIN;
+    }
     if (c->out_head)
         ev |= EPOLLOUT;
     if (evloop_io_set(c->listener->loop, &c->io, ev) == -1)
@@ -211,7 +219,8 @@ static void conn_flush(conn_t *c)
                 if (errno == EINTR)
                     continue;
                 if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    conn_update_events(c);
+                    if (!c->processing) /* else conn_process does it on its way out */
+                        conn_update_events(c);
                     return;
                 }
                 conn_close(c, errno == EPIPE || errno == ECONNRESET ? NULL : strerror(errno));
@@ -229,7 +238,11 @@ static void conn_flush(conn_t *c)
     if (c->closing)
         return;
     set_cork(c, false);
-    conn_update_events(c);
+    /* Inside conn_process (an answer given while handling the request), the interest set is
+     * updated once on the way out, after the request is done: updating it here as well would
+     * drop EPOLLIN for the request in flight and add it back right after. */
+    if (!c->processing)
+        conn_update_events(c);
     /* Output drained below the limit: buffered requests may proceed. */
     if (conn_can_take(c) && (c->rlen > c->rpos || c->frame) && !c->processing)
         conn_process(c);
@@ -442,8 +455,11 @@ static void conn_io_cb(evloop_t *loop, ev_io_t *io, uint32_t revents)
         conn_flush(c);
     if (c->closing)
         return;
-    if (revents & EPOLLIN)
+    if (revents & EPOLLIN) {
+        if (!conn_can_take(c))
+            c->in_blocked = true; /* conn_process's update drops EPOLLIN until it can */
         conn_process(c);
+    }
 }
 
 static void listener_accept_cb(evloop_t *loop, ev_io_t *io, uint32_t revents)

@@ -44,10 +44,51 @@ void rb_iter_init(rb_iter_t *it, const uint8_t *records, size_t len, int32_t cou
         it->r.err = true;
 }
 
-/* A length-prefixed byte string where -1 means null (when allowed). */
-static void rd_nullable_bytes(rd_t *r, bool null_ok, const uint8_t **p, int32_t *len)
+/* Zigzag varints as rd_varint/rd_varlong (common/buf.c), with the one- and two-byte cases
+ * inline: in a batch's records nearly every varint (lengths, deltas, counts) is that short, and
+ * the record walk of every produced batch was mostly calls to these. Same results and errors:
+ * anything else (longer, truncated, or after an error) goes to the general decoder. */
+static inline bool rb_uvarint_short(rd_t *r, uint32_t *z)
 {
-    int32_t n = rd_varint(r);
+    const uint8_t *p = r->p;
+    size_t left = rd_left(r);
+    if (r->err || left == 0)
+        return false;
+    if (p[0] < 0x80) {
+        *z = p[0];
+        r->p = p + 1;
+        return true;
+    }
+    if (left >= 2 && p[1] < 0x80) {
+        *z = (uint32_t)(p[0] & 0x7f) | (uint32_t)p[1] << 7;
+        r->p = p + 2;
+        return true;
+    }
+    return false;
+}
+
+static inline int32_t rb_varint(rd_t *r)
+{
+    uint32_t z;
+    if (rb_uvarint_short(r, &z))
+        return (int32_t)((z >> 1) ^ (~(z & 1) + 1));
+    return rd_varint(r);
+}
+
+static inline int64_t rb_varlong(rd_t *r)
+{
+    uint32_t z;
+    if (rb_uvarint_short(r, &z)) {
+        uint64_t u = z; /* the sign mask must be 64 bits wide */
+        return (int64_t)((u >> 1) ^ (~(u & 1) + 1));
+    }
+    return rd_varlong(r);
+}
+
+/* A length-prefixed byte string where -1 means null (when allowed). */
+static inline void rd_nullable_bytes(rd_t *r, bool null_ok, const uint8_t **p, int32_t *len)
+{
+    int32_t n = rb_varint(r);
     *p = NULL;
     *len = -1;
     if (r->err)
@@ -85,7 +126,7 @@ int rb_iter_next(rb_iter_t *it, rb_record_t *rec)
         in->err = true; /* bytes after the last declared record */
         return -1;
     }
-    int32_t len = rd_varint(in);
+    int32_t len = rb_varint(in);
     if (in->err || len < 0 || (size_t)len > rd_left(in)) {
         in->err = true;
         return -1;
@@ -93,11 +134,11 @@ int rb_iter_next(rb_iter_t *it, rb_record_t *rec)
     rd_t r;
     rd_init(&r, rd_take(in, (size_t)len), (size_t)len);
     rec->attributes = rd_i8(&r);
-    rec->timestamp_delta = rd_varlong(&r);
-    rec->offset_delta = rd_varint(&r);
+    rec->timestamp_delta = rb_varlong(&r);
+    rec->offset_delta = rb_varint(&r);
     rd_nullable_bytes(&r, true, &rec->key, &rec->key_len);
     rd_nullable_bytes(&r, true, &rec->value, &rec->value_len);
-    rec->header_count = rd_varint(&r);
+    rec->header_count = rb_varint(&r);
     if (r.err || rec->header_count < 0) {
         in->err = true;
         return -1;

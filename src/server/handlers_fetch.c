@@ -20,10 +20,13 @@
 #include "server/broker.h"
 #include "txn/partition_txn.h"
 
+struct fetch_part;
+
 typedef struct fetch_op {
     request_t *req;
     partition_waiter_t *waiters;
     int nwaiters;
+    struct fetch_part *parts; /* the recheck's outcomes (NULL if none could be allocated) */
     ev_timer_t timer;
     ev_defer_t recheck;
 } fetch_op_t;
@@ -99,27 +102,158 @@ static void fetch_aborted(request_t *req, partition_t *p, int64_t offset, FetchR
     }
 }
 
-/* Reads what the fetch would return. With `commit` it fills the response and
- * keeps dup()ed fds; without, it only measures. Returns the bytes available;
- * *errors counts partitions that failed. */
-static int64_t fetch_evaluate(request_t *req, bool commit, int *errors)
+/* One partition's outcome: what a measure found, kept so that the answer given right after it
+ * (in the same call, so nothing can have changed) is built without reading the log again. The
+ * log's fd is only borrowed until the next call on that log (a later partition of the same
+ * request may close it), so a region's fd is dup()ed at once, as the answer needs anyway. */
+typedef struct fetch_part {
+    topic_t *tp;
+    partition_t *p;
+    int16_t err;
+    bool diverging; /* counted as an error (answer at once), answered with ErrorCode NONE */
+    bool dup_failed;
+    int32_t div_epoch;
+    int64_t div_end;
+    log_read_t rd;  /* with len > 0 and no error: rd.fd is our own dup (or dup_failed) */
+} fetch_part_t;
+
+typedef struct fetch_eval {
+    int64_t max_bytes;
+    int64_t total;
+    bool min_one;
+    bool read_committed;
+    bool replica;
+} fetch_eval_t;
+
+static void fetch_eval_init(request_t *req, fetch_eval_t *e)
 {
     FetchRequest *r = req->body;
-    FetchResponse *resp = req->resp;
+    e->max_bytes = req->hdr.api_version >= 3 ? r->MaxBytes : INT32_MAX;
+    e->total = 0;
+    e->min_one = true;
+    e->read_committed = r->IsolationLevel == 1;
+    e->replica = fetch_replica_id(req) >= 0 && req->broker->cluster;
+}
+
+/* Reads what the fetch would return from one partition, within what is left of MaxBytes; with
+ * `keep`, dup()s the region's fd (see fetch_part_t). */
+static void fetch_part_eval(request_t *req, fetch_eval_t *e, topic_t *tp, FetchRequest_FetchPartition *fp,
+                            bool keep, fetch_part_t *out)
+{
     int16_t v = req->hdr.api_version;
-    int64_t max_bytes = v >= 3 ? r->MaxBytes : INT32_MAX;
-    int64_t total = 0;
-    bool min_one = true;
-    bool read_committed = r->IsolationLevel == 1;
-    bool replica = fetch_replica_id(req) >= 0 && req->broker->cluster;
+    partition_t *p = topics_partition(tp, fp->Partition);
+    int16_t err = KERR_NONE;
+    if (p == NULL)
+        err = tp == NULL && v >= 13 ? KERR_UNKNOWN_TOPIC_ID : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    else if (req->broker->cluster)
+        err = cluster_check_leader(req->broker->cluster, tp, p->index);
+    if (p && err == KERR_NONE)
+        err = check_leader_epoch(p, fp->CurrentLeaderEpoch);
+    log_read_t rd = {.fd = -1};
+    int32_t div_epoch = -1;
+    int64_t div_end = -1;
+    bool diverging = false;
+    if (err == KERR_NONE && e->replica &&
+        repl_diverging(p, fp->LastFetchedEpoch, fp->FetchOffset, &div_epoch, &div_end)) {
+        diverging = true; /* answered at once: the follower truncates first */
+    } else if (err == KERR_NONE) {
+        int64_t room = e->max_bytes - e->total;
+        int32_t limit = fp->PartitionMaxBytes;
+        if (room < limit)
+            limit = room < 0 ? 0 : (int32_t)room;
+        if (e->read_committed)
+            (void)ptxn_state(p); /* loading reads the log: before rd borrows its fd */
+        int rc = log_read(p->log, fp->FetchOffset, limit, e->min_one, &rd);
+        if (rc == LOG_ERR_OUT_OF_RANGE)
+            err = KERR_OFFSET_OUT_OF_RANGE;
+        else if (rc != LOG_OK)
+            err = KERR_KAFKA_STORAGE_ERROR;
+        else
+            err = fetch_trim(p, fp->FetchOffset, fetch_upper(p, e->replica, e->read_committed), &rd);
+    }
+    out->dup_failed = false;
+    if (err == KERR_NONE && !diverging && rd.len > 0) {
+        e->total += rd.len;
+        e->min_one = false;
+        if (keep) {
+            rd.fd = dup(rd.fd);
+            if (rd.fd == -1) {
+                LOG_ERROR("fetch", "dup: %s", strerror(errno));
+                out->dup_failed = true;
+            }
+        }
+    }
+    out->tp = tp;
+    out->p = p;
+    out->err = err;
+    out->diverging = diverging;
+    out->div_epoch = div_epoch;
+    out->div_end = div_end;
+    out->rd = rd;
+}
+
+static int32_t fetch_npartitions(const FetchRequest *r)
+{
+    int32_t n = 0;
+    for (int32_t i = 0; i < r->Topics.count; i++)
+        n += r->Topics.items[i].Partitions.count;
+    return n;
+}
+
+/* Measures what the fetch would return: the bytes available; *errors counts partitions that
+ * failed (or diverge). With `parts` (one per requested partition, in request order) the
+ * outcomes are kept for fetch_fill. */
+static int64_t fetch_measure(request_t *req, fetch_part_t *parts, int *errors)
+{
+    FetchRequest *r = req->body;
+    fetch_eval_t e;
+    fetch_eval_init(req, &e);
     *errors = 0;
-    if (commit)
-        REQUEST_ARRAY(req, resp->Responses, r->Topics.count);
+    int32_t k = 0;
     for (int32_t i = 0; i < r->Topics.count; i++) {
         FetchRequest_FetchTopic *ft = &r->Topics.items[i];
         topic_t *tp = fetch_topic(req, ft);
+        for (int32_t j = 0; j < ft->Partitions.count; j++) {
+            fetch_part_t scratch, *fpo = parts ? &parts[k++] : &scratch;
+            fetch_part_eval(req, &e, tp, &ft->Partitions.items[j], parts != NULL, fpo);
+            if (fpo->err != KERR_NONE || fpo->diverging)
+                (*errors)++;
+        }
+    }
+    return e.total;
+}
+
+/* Closes the fds a measure kept when no answer follows it. */
+static void fetch_parts_release(request_t *req, fetch_part_t *parts)
+{
+    if (parts == NULL)
+        return;
+    int32_t n = fetch_npartitions(req->body);
+    for (int32_t k = 0; k < n; k++) {
+        fetch_part_t *pr = &parts[k];
+        if (pr->err == KERR_NONE && !pr->diverging && pr->rd.len > 0 && !pr->dup_failed)
+            close(pr->rd.fd);
+        pr->rd.len = 0;
+        pr->rd.fd = -1;
+    }
+}
+
+/* Fills the response: from `parts` measured just before (same call), or, without them, by
+ * reading each partition now. Keeps dup()ed fds for the record regions. */
+static void fetch_fill(request_t *req, const fetch_part_t *parts)
+{
+    FetchRequest *r = req->body;
+    FetchResponse *resp = req->resp;
+    fetch_eval_t e;
+    fetch_eval_init(req, &e);
+    bool read_committed = e.read_committed;
+    int32_t k = 0;
+    REQUEST_ARRAY(req, resp->Responses, r->Topics.count);
+    for (int32_t i = 0; i < r->Topics.count; i++) {
+        FetchRequest_FetchTopic *ft = &r->Topics.items[i];
+        topic_t *tp = parts ? NULL : fetch_topic(req, ft);
         FetchResponse_FetchableTopicResponse *rt = NULL;
-        if (commit && resp->Responses.items) {
+        if (resp->Responses.items) {
             rt = &resp->Responses.items[i];
             FetchResponse_FetchableTopicResponse_init(rt);
             rt->Topic = ft->Topic;
@@ -128,56 +262,32 @@ static int64_t fetch_evaluate(request_t *req, bool commit, int *errors)
         }
         for (int32_t j = 0; j < ft->Partitions.count; j++) {
             FetchRequest_FetchPartition *fp = &ft->Partitions.items[j];
-            FetchResponse_PartitionData *pd = NULL;
-            if (rt && rt->Partitions.items) {
-                pd = &rt->Partitions.items[j];
-                FetchResponse_PartitionData_init(pd);
-                pd->PartitionIndex = fp->Partition;
-                pd->Records.ptr = (const uint8_t *)"";
-                pd->Records.len = 0;
-                pd->Records.fd = -1;
-                pd->AbortedTransactions.count = r->IsolationLevel == 1 ? 0 : -1;
+            fetch_part_t now;
+            const fetch_part_t *pr;
+            if (parts) {
+                pr = &parts[k++];
+            } else {
+                fetch_part_eval(req, &e, tp, fp, true, &now);
+                pr = &now;
             }
-            partition_t *p = topics_partition(tp, fp->Partition);
-            int16_t err = KERR_NONE;
-            if (p == NULL)
-                err = tp == NULL && v >= 13 ? KERR_UNKNOWN_TOPIC_ID : KERR_UNKNOWN_TOPIC_OR_PARTITION;
-            else if (req->broker->cluster)
-                err = cluster_check_leader(req->broker->cluster, tp, p->index);
-            if (p && err == KERR_NONE)
-                err = check_leader_epoch(p, fp->CurrentLeaderEpoch);
-            log_read_t rd = {.fd = -1};
-            int32_t div_epoch = -1;
-            int64_t div_end = -1;
-            if (err == KERR_NONE && replica && repl_diverging(p, fp->LastFetchedEpoch, fp->FetchOffset, &div_epoch,
-                                                               &div_end)) {
-                (*errors)++; /* answered at once: the follower truncates first */
-            } else if (err == KERR_NONE) {
-                int64_t room = max_bytes - total;
-                int32_t limit = fp->PartitionMaxBytes;
-                if (room < limit)
-                    limit = room < 0 ? 0 : (int32_t)room;
-                if (read_committed)
-                    (void)ptxn_state(p); /* loading reads the log: before rd borrows its fd */
-                int rc = log_read(p->log, fp->FetchOffset, limit, min_one, &rd);
-                if (rc == LOG_ERR_OUT_OF_RANGE)
-                    err = KERR_OFFSET_OUT_OF_RANGE;
-                else if (rc != LOG_OK)
-                    err = KERR_KAFKA_STORAGE_ERROR;
-                else
-                    err = fetch_trim(p, fp->FetchOffset, fetch_upper(p, replica, read_committed), &rd);
-            }
-            if (err != KERR_NONE)
-                (*errors)++;
-            else if (rd.len > 0) {
-                total += rd.len;
-                min_one = false;
-            }
-            if (pd == NULL)
+            if (rt == NULL || rt->Partitions.items == NULL) {
+                if (pr->err == KERR_NONE && !pr->diverging && pr->rd.len > 0 && !pr->dup_failed)
+                    close(pr->rd.fd);
                 continue;
+            }
+            FetchResponse_PartitionData *pd = &rt->Partitions.items[j];
+            FetchResponse_PartitionData_init(pd);
+            pd->PartitionIndex = fp->Partition;
+            pd->Records.ptr = (const uint8_t *)"";
+            pd->Records.len = 0;
+            pd->Records.fd = -1;
+            pd->AbortedTransactions.count = r->IsolationLevel == 1 ? 0 : -1;
+            partition_t *p = pr->p;
+            int16_t err = pr->err;
+            log_read_t rd = pr->rd;
             pd->ErrorCode = err;
-            pd->DivergingEpoch.Epoch = div_epoch;
-            pd->DivergingEpoch.EndOffset = div_end;
+            pd->DivergingEpoch.Epoch = pr->div_epoch;
+            pd->DivergingEpoch.EndOffset = pr->div_end;
             if (p != NULL) {
                 pd->HighWatermark = partition_high_watermark(p);
                 pd->LastStableOffset = read_committed || p->pstate ? fetch_upper(p, false, true) : pd->HighWatermark;
@@ -190,22 +300,20 @@ static int64_t fetch_evaluate(request_t *req, bool commit, int *errors)
                 pd->LogStartOffset = -1;
             }
             if (err == KERR_NONE && rd.len > 0) {
-                int fd = dup(rd.fd);
-                if (fd == -1) {
-                    LOG_ERROR("fetch", "dup: %s", strerror(errno));
+                if (pr->dup_failed) {
                     pd->ErrorCode = KERR_UNKNOWN_SERVER_ERROR;
                     continue;
                 }
+                int fd = rd.fd;
                 request_keep_fd(req, fd);
                 pd->Records.ptr = NULL;
                 pd->Records.fd = fd;
                 pd->Records.file_offset = rd.position;
                 pd->Records.len = rd.len;
-                tp->bytes_out += (uint64_t)rd.len;
+                pr->tp->bytes_out += (uint64_t)rd.len;
             }
         }
     }
-    return total;
 }
 
 static void fetch_detach(fetch_op_t *op)
@@ -217,13 +325,13 @@ static void fetch_detach(fetch_op_t *op)
     evloop_defer_cancel(loop, &op->recheck);
 }
 
-static void fetch_complete(fetch_op_t *op)
+/* Answers a waiting fetch: with `measured`, from the outcomes its recheck has just kept. */
+static void fetch_complete(fetch_op_t *op, bool measured)
 {
     request_t *req = op->req;
     fetch_detach(op);
     req->cancel = NULL;
-    int errors;
-    fetch_evaluate(req, true, &errors);
+    fetch_fill(req, measured ? op->parts : NULL);
     request_respond(req);
 }
 
@@ -235,7 +343,7 @@ static void fetch_cancel(request_t *req)
 static void fetch_timer_cb(evloop_t *loop, ev_timer_t *t)
 {
     (void)loop;
-    fetch_complete(t->arg);
+    fetch_complete(t->arg, false);
 }
 
 static void fetch_recheck_cb(evloop_t *loop, ev_defer_t *d)
@@ -244,9 +352,11 @@ static void fetch_recheck_cb(evloop_t *loop, ev_defer_t *d)
     fetch_op_t *op = d->arg;
     FetchRequest *r = op->req->body;
     int errors;
-    int64_t bytes = fetch_evaluate(op->req, false, &errors);
+    int64_t bytes = fetch_measure(op->req, op->parts, &errors);
     if (bytes >= r->MinBytes || errors > 0)
-        fetch_complete(op);
+        fetch_complete(op, true);
+    else
+        fetch_parts_release(op->req, op->parts);
 }
 
 static void fetch_wake(partition_waiter_t *w)
@@ -293,24 +403,28 @@ void handle_fetch(request_t *req)
     if (fetch_replica_id(req) >= 0 && b_is_cluster(req))
         fetch_note_followers(req);
     int errors;
-    int64_t bytes = fetch_evaluate(req, false, &errors);
+    int32_t n = fetch_npartitions(r);
+    /* Measured once: an answer given now is built from these outcomes. */
+    fetch_part_t *parts = request_alloc(req, sizeof(fetch_part_t) * (size_t)(n > 0 ? n : 1));
+    int64_t bytes = fetch_measure(req, parts, &errors);
     if (r->MaxWaitMs <= 0 || bytes >= r->MinBytes || errors > 0 || r->Topics.count == 0) {
-        fetch_evaluate(req, true, &errors);
+        fetch_fill(req, parts);
         request_respond(req);
         return;
     }
     /* Not enough data yet: wait for appends or the timeout. */
+    fetch_parts_release(req, parts);
     fetch_op_t *op = request_alloc(req, sizeof(*op));
-    int n = 0;
-    for (int32_t i = 0; i < r->Topics.count; i++)
-        n += r->Topics.items[i].Partitions.count;
-    op->waiters = request_alloc(req, sizeof(partition_waiter_t) * (size_t)(n > 0 ? n : 1));
+    if (op)
+        op->waiters = request_alloc(req, sizeof(partition_waiter_t) * (size_t)(n > 0 ? n : 1));
     if (op == NULL || op->waiters == NULL) {
-        fetch_evaluate(req, true, &errors);
+        fetch_fill(req, NULL);
         request_respond(req);
         return;
     }
     op->req = req;
+    op->parts = parts;
+    bool replica = fetch_replica_id(req) >= 0 && b_is_cluster(req);
     for (int32_t i = 0; i < r->Topics.count; i++) {
         FetchRequest_FetchTopic *ft = &r->Topics.items[i];
         topic_t *tp = fetch_topic(req, ft);
@@ -321,7 +435,13 @@ void handle_fetch(request_t *req)
             partition_waiter_t *w = &op->waiters[op->nwaiters++];
             w->wake = fetch_wake;
             w->arg = op;
-            partition_add_waiter(p, w);
+            /* On a replicated partition an append shows a consumer nothing until the high
+             * watermark moves: it waits with the acks=all produces, which are woken by that
+             * (and by leadership changes), not by every append as followers are. */
+            if (!replica && p->repl)
+                partition_add_hw_waiter(p, w);
+            else
+                partition_add_waiter(p, w);
         }
     }
     op->recheck.cb = fetch_recheck_cb;

@@ -102,19 +102,53 @@ int64_t index_entries_for_size(int64_t file_size, int entry_size)
     return file_size / entry_size;
 }
 
-int64_t index_lookup(int fd, int64_t entries, int64_t rel_target, int32_t *rel_offset,
-                     int32_t *position)
+/* Entries a search reads with one pread once its range is this small (4 KiB). */
+#define INDEX_SEARCH_BLOCK 512
+
+/* Binary search for the last entry whose column `col` (0 relativeOffset, 1 position) is <= target.
+ * Returns how many entries are <= target (0: none, *rel_offset and *position untouched), or a
+ * LOG_ERR_*. Probes one entry per pread while the range is large, then reads the remaining range
+ * (at most INDEX_SEARCH_BLOCK entries) with one pread and finishes in memory: about half the
+ * preads of probing to the end. A short read there falls back to probing entry by entry, so a
+ * damaged file gives the same answer as before. */
+static int64_t index_search(int fd, int64_t entries, int col, int64_t target, int32_t *rel_offset,
+                            int32_t *position)
 {
     /* Invariant: entries [0, lo) are <= target, entries [hi, n) are > target. */
     int64_t lo = 0, hi = entries;
     int32_t best_off = 0, best_pos = 0;
+    uint8_t block[INDEX_SEARCH_BLOCK * INDEX_ENTRY_SIZE];
+    bool block_ok = true;
     while (lo < hi) {
+        if (block_ok && hi - lo <= INDEX_SEARCH_BLOCK) {
+            size_t want = (size_t)(hi - lo) * INDEX_ENTRY_SIZE;
+            ssize_t got;
+            do
+                got = pread(fd, block, want, (off_t)(lo * INDEX_ENTRY_SIZE));
+            while (got == -1 && errno == EINTR);
+            if (got == (ssize_t)want) {
+                /* Entries increase in both columns: scan for the first one above target. */
+                int64_t n = hi - lo, k = 0;
+                while (k < n) {
+                    const uint8_t *e = block + k * INDEX_ENTRY_SIZE;
+                    if ((int32_t)be_get32(e + 4 * col) > target)
+                        break;
+                    best_off = (int32_t)be_get32(e);
+                    best_pos = (int32_t)be_get32(e + 4);
+                    k++;
+                }
+                lo += k;
+                break;
+            }
+            block_ok = false; /* short or failed: probe as before, which reports it */
+            continue;
+        }
         int64_t mid = lo + (hi - lo) / 2;
         int32_t o, p;
         int rc = index_entry(fd, mid, &o, &p);
         if (rc != LOG_OK)
             return rc;
-        if (o <= rel_target) {
+        if ((col == 0 ? o : p) <= target) {
             lo = mid + 1;
             best_off = o;
             best_pos = p;
@@ -123,37 +157,23 @@ int64_t index_lookup(int fd, int64_t entries, int64_t rel_target, int32_t *rel_o
         }
     }
     if (lo > 0) {
-        /* best_* came from the last probe that went right, which is entry lo-1. */
+        /* best_* came from entry lo-1: the last probe that went right, or the block's scan. */
         *rel_offset = best_off;
         *position = best_pos;
     }
     return lo;
 }
 
+int64_t index_lookup(int fd, int64_t entries, int64_t rel_target, int32_t *rel_offset,
+                     int32_t *position)
+{
+    return index_search(fd, entries, 0, rel_target, rel_offset, position);
+}
+
 int64_t index_lookup_position(int fd, int64_t entries, int64_t position, int32_t *rel_offset,
                               int32_t *pos_out)
 {
-    int64_t lo = 0, hi = entries;
-    int32_t best_off = 0, best_pos = 0;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        int32_t o, p;
-        int rc = index_entry(fd, mid, &o, &p);
-        if (rc != LOG_OK)
-            return rc;
-        if (p <= position) {
-            lo = mid + 1;
-            best_off = o;
-            best_pos = p;
-        } else {
-            hi = mid;
-        }
-    }
-    if (lo > 0) {
-        *rel_offset = best_off;
-        *pos_out = best_pos;
-    }
-    return lo;
+    return index_search(fd, entries, 1, position, rel_offset, pos_out);
 }
 
 int64_t timeindex_lookup(int fd, int64_t entries, int64_t ts, int64_t *timestamp,
