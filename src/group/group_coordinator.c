@@ -1489,6 +1489,33 @@ static int16_t validate_commit(group_t *g, const group_commit_params_t *p)
     return g->state == GS_EMPTY ? KERR_NONE : GROUP_KERR_UNKNOWN_MEMBER_ID;
 }
 
+/* Checks each item (skipping those already failed) and adds its offset record to the batch. */
+static void batch_put_offsets(group_coordinator_t *gc, const group_t *g, group_batch_t *b,
+                              group_commit_item_t *items, int n)
+{
+    for (int i = 0; i < n; i++) {
+        group_commit_item_t *it = &items[i];
+        if (it->error)
+            continue;
+        if (!topic_partition_exists(gc, it->topic, it->partition)) {
+            it->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            continue;
+        }
+        if (it->metadata.len > GROUP_OFFSET_METADATA_MAX_BYTES) {
+            it->error = GROUP_KERR_OFFSET_METADATA_TOO_LARGE;
+            continue;
+        }
+        if (it->commit_ts < 0)
+            it->commit_ts = b->now;
+        group_log_offset_value_t v = {.offset = it->offset, .leader_epoch = it->leader_epoch,
+                                      .metadata = it->metadata, .commit_ts = it->commit_ts,
+                                      .expire_ts = it->expire_ts};
+        group_log_put_offset_key(&b->key, group_kid(g), it->topic, it->partition);
+        group_log_put_offset_value(&b->val, &v);
+        batch_add(b, false);
+    }
+}
+
 void group_commit(group_coordinator_t *gc, const group_commit_params_t *p, group_commit_item_t *items, int n)
 {
     int16_t err = KERR_NONE;
@@ -1509,36 +1536,15 @@ void group_commit(group_coordinator_t *gc, const group_commit_params_t *p, group
         if (g && !err && !p->transactional)
             err = validate_commit(g, p);
     }
-    group_batch_t b;
-    if (!err)
-        batch_init(&b);
-    for (int i = 0; i < n; i++) {
-        group_commit_item_t *it = &items[i];
-        if (it->error)
-            continue;
-        if (err) {
-            it->error = err;
-            continue;
-        }
-        if (!topic_partition_exists(gc, it->topic, it->partition)) {
-            it->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-            continue;
-        }
-        if (it->metadata.len > GROUP_OFFSET_METADATA_MAX_BYTES) {
-            it->error = GROUP_KERR_OFFSET_METADATA_TOO_LARGE;
-            continue;
-        }
-        if (it->commit_ts < 0)
-            it->commit_ts = b.now;
-        group_log_offset_value_t v = {.offset = it->offset, .leader_epoch = it->leader_epoch,
-                                      .metadata = it->metadata, .commit_ts = it->commit_ts,
-                                      .expire_ts = it->expire_ts};
-        group_log_put_offset_key(&b.key, group_kid(g), it->topic, it->partition);
-        group_log_put_offset_value(&b.val, &v);
-        batch_add(&b, false);
-    }
-    if (err)
+    if (err) {
+        for (int i = 0; i < n; i++)
+            if (!items[i].error)
+                items[i].error = err;
         return;
+    }
+    group_batch_t b;
+    batch_init(&b);
+    batch_put_offsets(gc, g, &b, items, n);
     int16_t werr = batch_commit(gc, g, &b);
     for (int i = 0; i < n; i++) {
         group_commit_item_t *it = &items[i];
@@ -1643,27 +1649,7 @@ void group_txn_commit(group_coordinator_t *gc, const group_txn_commit_params_t *
     group_batch_t b;
     batch_init(&b);
     rb_builder_set_producer(&b.rb, p->producer_id, p->producer_epoch, -1, true);
-    for (int i = 0; i < n; i++) {
-        group_commit_item_t *it = &items[i];
-        if (it->error)
-            continue;
-        if (!topic_partition_exists(gc, it->topic, it->partition)) {
-            it->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-            continue;
-        }
-        if (it->metadata.len > GROUP_OFFSET_METADATA_MAX_BYTES) {
-            it->error = GROUP_KERR_OFFSET_METADATA_TOO_LARGE;
-            continue;
-        }
-        if (it->commit_ts < 0)
-            it->commit_ts = b.now;
-        group_log_offset_value_t v = {.offset = it->offset, .leader_epoch = it->leader_epoch,
-                                      .metadata = it->metadata, .commit_ts = it->commit_ts,
-                                      .expire_ts = it->expire_ts};
-        group_log_put_offset_key(&b.key, group_kid(g), it->topic, it->partition);
-        group_log_put_offset_value(&b.val, &v);
-        batch_add(&b, false);
-    }
+    batch_put_offsets(gc, g, &b, items, n);
     bool any = b.count > 0;
     int16_t werr = batch_append(gc, g, &b, true);
     group_txn_pending_t *tp = any && !werr ? txn_pending_get(g, p->producer_id, true) : NULL;
