@@ -522,6 +522,8 @@ fail:
 
 bool cluster_knows_topic(const cluster_t *c, const char *name) { return find_topic(c, name) != NULL; }
 
+struct replication *cluster_replication(const cluster_t *c) { return c->repl; }
+
 void cluster_set_leadership_hook(cluster_t *c, void (*cb)(void *arg, partition_t *p, bool leader), void *arg)
 {
     c->on_leadership = cb;

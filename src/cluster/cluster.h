@@ -97,6 +97,8 @@ void cluster_set_leadership_hook(cluster_t *c, void (*cb)(void *arg, partition_t
  * topic exists in this broker's image. */
 bool cluster_ensure_internal_topic(cluster_t *c, const char *name, int32_t npartitions, int32_t rf,
                                    int64_t segment_bytes);
+/* The replication state (metrics); NULL before cluster_start. */
+struct replication *cluster_replication(const cluster_t *c);
 /* The requester went away: done will not be called. */
 void cluster_op_cancel(cluster_t *c, cluster_op_t *op);
 

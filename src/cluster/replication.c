@@ -96,6 +96,7 @@ struct replication {
     /* Bumped whenever a partition gains or loses replication state or changes role or leader:
      * the fetchers' partition lists are rebuilt then (0: never valid). */
     uint64_t follow_gen;
+    uint64_t isr_shrinks, isr_expands; /* of partitions led here, as the snapshots show them */
 };
 
 static bool id_in(int32_t id, const int32_t *ids, int n)
@@ -884,6 +885,13 @@ void replication_apply(replication_t *r, partition_t *p, const zk_partition_t *z
     enum role old = rp->role;
     if (changed)
         r->follow_gen++;
+    /* Counted like Kafka's IsrShrinksPerSec/IsrExpandsPerSec: by the leader, once the change is in. */
+    if (isr_changed && !changed && role == ROLE_LEADER && old == ROLE_LEADER) {
+        if (zp->nisr < rp->nisr)
+            r->isr_shrinks++;
+        else if (zp->nisr > rp->nisr)
+            r->isr_expands++;
+    }
     rp->role = role;
     rp->leader = zp->leader;
     rp->leader_epoch = zp->leader_epoch;
@@ -960,6 +968,17 @@ void replication_set_brokers(replication_t *r, const zk_broker_t *brokers, int n
             fetcher_kick(f);
         }
     }
+}
+
+bool repl_under_replicated(const partition_t *p)
+{
+    return p->repl && p->repl->role == ROLE_LEADER && p->repl->nisr < p->repl->nreplicas;
+}
+
+void replication_isr_changes(const replication_t *r, uint64_t *shrinks, uint64_t *expands)
+{
+    *shrinks = r ? r->isr_shrinks : 0;
+    *expands = r ? r->isr_expands : 0;
 }
 
 void repl_partition_free(partition_t *p)

@@ -78,6 +78,11 @@ bool repl_is_leader(const partition_t *p);
 /* OffsetForLeaderEpoch: the largest epoch <= requested and where it ends (-1, -1 when unknown). */
 void repl_end_offset_for(partition_t *p, int32_t requested_epoch, int32_t *epoch, int64_t *end_offset);
 
+/* Metrics: this broker leads the partition and its ISR is smaller than its replica set. */
+bool repl_under_replicated(const partition_t *p);
+/* Metrics: ISR shrinks and expansions of partitions led here since start-up (NULL: none). */
+void replication_isr_changes(const replication_t *r, uint64_t *shrinks, uint64_t *expands);
+
 /* Frees a partition's replication state (topics.c, when the partition goes). */
 void repl_partition_free(partition_t *p);
 

@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
+#include "cluster/replication.h"
 #include "common/logger.h"
 #include "group/group_coordinator.h"
 #include "server/broker.h"
@@ -52,6 +54,7 @@ typedef struct topic_walk {
     buf_t *out;
     int pass;
     int64_t partitions;
+    int64_t under_replicated;
 } topic_walk_t;
 
 /* Topic names are [a-zA-Z0-9._-]: safe inside a label value as they are. */
@@ -72,9 +75,12 @@ static void topic_metrics(void *arg, topic_t *tp)
             (unsigned long long)tp->messages_in);
         break;
     case 3:
-        for (int32_t i = 0; i < tp->npartitions; i++)
+        for (int32_t i = 0; i < tp->npartitions; i++) {
             put(w->out, "runnel_log_size_bytes{topic=\"%s\",partition=\"%d\"} %lld\n", tp->name, i,
                 (long long)log_size_bytes(tp->partitions[i]->log));
+            if (repl_under_replicated(tp->partitions[i]))
+                w->under_replicated++;
+        }
         w->partitions += tp->npartitions;
         break;
     }
@@ -122,7 +128,7 @@ void metrics_render(broker_t *b, buf_t *out)
         put(out, "runnel_request_latency_seconds_count{api=\"%s\"} %llu\n", api->name,
             (unsigned long long)m->api[k].requests);
     }
-    topic_walk_t w = {out, 0, 0};
+    topic_walk_t w = {.out = out};
     header(out, "runnel_topic_bytes_in_total", "counter", "Record batch bytes appended by producers, by topic.");
     topics_foreach(b->topics, topic_metrics, &w);
     w.pass = 1;
@@ -140,11 +146,13 @@ void metrics_render(broker_t *b, buf_t *out)
     put(out, "runnel_partitions %lld\n", (long long)w.partitions);
     header(out, "runnel_under_replicated_partitions", "gauge",
            "Partitions whose in-sync replicas are fewer than their replicas.");
-    put(out, "runnel_under_replicated_partitions 0\n");
+    put(out, "runnel_under_replicated_partitions %lld\n", (long long)w.under_replicated);
+    uint64_t shrinks, expands;
+    replication_isr_changes(b->cluster ? cluster_replication(b->cluster) : NULL, &shrinks, &expands);
     header(out, "runnel_isr_shrinks_total", "counter", "In-sync replica set shrinks.");
-    put(out, "runnel_isr_shrinks_total 0\n");
+    put(out, "runnel_isr_shrinks_total %llu\n", (unsigned long long)shrinks);
     header(out, "runnel_isr_expands_total", "counter", "In-sync replica set expansions.");
-    put(out, "runnel_isr_expands_total 0\n");
+    put(out, "runnel_isr_expands_total %llu\n", (unsigned long long)expands);
     header(out, "runnel_consumer_groups", "gauge", "Consumer groups known to this coordinator.");
     put(out, "runnel_consumer_groups %d\n", b->groups ? group_coordinator_group_count(b->groups) : 0);
     header(out, "runnel_connections", "gauge", "Open client connections.");

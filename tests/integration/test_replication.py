@@ -532,6 +532,8 @@ def test_restarted_follower_catches_up_and_rejoins_isr(start_cluster, topic):
     helpers.wait_for(lambda: all(leader_isr(b, topic) is not None and
                                  bid(victim) not in leader_isr(b, topic)[1] for b in alive(cl)),
                      timeout=25, what='broker %d out of the ISR' % bid(victim))
+    helpers.wait_for(lambda: metric_value(scrape_metrics(leader), 'runnel_under_replicated_partitions') == 1,
+                     timeout=10, what='the partition counted as under-replicated')
     b_recs = helpers.make_records(500, prefix='b', value_size=300)
     res = helpers.produce_confluent(cl.bootstrap, topic, b_recs, conf={'acks': 'all'})
     assert [r[2] for r in res] == list(range(200, 700))
@@ -549,6 +551,26 @@ def test_restarted_follower_catches_up_and_rejoins_isr(start_cluster, topic):
     d = helpers.make_records(10, prefix='d')
     helpers.produce_confluent(cl.bootstrap, topic, d, conf={'acks': 'all'})
     wait_same_logs(cl, topic, 0)
+    # The leader's metrics saw the follower leave and come back.
+    text = scrape_metrics(leader)
+    assert metric_value(text, 'runnel_isr_shrinks_total') >= 1
+    assert metric_value(text, 'runnel_isr_expands_total') >= 1
+    helpers.wait_for(lambda: metric_value(scrape_metrics(leader), 'runnel_under_replicated_partitions') == 0,
+                     timeout=10, what='no under-replicated partition')
+
+
+def scrape_metrics(b):
+    import urllib.request
+    port = int(b.overrides['metrics.listener'].rsplit(':', 1)[1])
+    with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % port, timeout=5) as r:
+        return r.read().decode()
+
+
+def metric_value(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + ' '):
+            return float(line.split()[1])
+    raise AssertionError('%s not in the metrics' % name)
 
 
 def test_old_leader_truncates_its_unreplicated_suffix(start_cluster, topic):

@@ -98,7 +98,8 @@ class Cluster:
         self.brokers = []
         for i in range(n):
             ov = {'zookeeper.connect': zk.connect + chroot, 'broker.id': str(i + 1),
-                  'zookeeper.session.timeout.ms': '6000'}
+                  'zookeeper.session.timeout.ms': '6000',
+                  'metrics.listener': '127.0.0.1:%d' % free_port()}  # Broker.metrics_port
             ov.update(overrides)
             self.brokers.append(Broker(ov))
 
