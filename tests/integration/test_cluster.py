@@ -172,6 +172,9 @@ def test_controller_failover_and_broker_return(start_cluster, zookeeper, topic):
     victim.start()
     helpers.wait_for(lambda: vid in [x[0] for x in metadata(cl.by_id(new))['brokers']], timeout=20,
                      what='the restarted broker to register')
+    # The topic is created through the restarted broker: its own view must hold all three brokers
+    # first, or it spreads the partitions over the ones it knows.
+    helpers.wait_for(lambda: len(metadata(victim)['brokers']) == 3, timeout=20, what='three brokers seen by it')
     create_topic(victim.bootstrap, topic, 3)
     helpers.wait_for(lambda: sorted(leaders(victim, topic).values()) == [1, 2, 3], timeout=15,
                      what='leaders on every broker')
