@@ -17,6 +17,7 @@
 #include "cluster/cluster.h"
 #include "group/group_coordinator.h"
 #include "txn/txn_coordinator.h"
+#include "txn/txn_markers.h"
 #include "server/broker.h"
 
 #define KEY_TYPE_GROUP 0
@@ -350,21 +351,17 @@ void handle_leave_group(request_t *req)
  * it (Kafka's offsets.commit.required.acks=-1), so a coordinator failover cannot lose it. */
 typedef struct commit_wait {
     request_t *req;
-    partition_t *p;
-    int64_t target;
-    bool gone;
-    partition_waiter_t w;
-    ev_timer_t timer;
-    ev_defer_t recheck;
+    txn_hw_wait_t hw;
 } commit_wait_t;
 
-static void commit_wait_finish(commit_wait_t *cw, int16_t error)
+static void commit_replicated(txn_hw_wait_t *hw, int16_t error)
 {
+    commit_wait_t *cw = hw->arg;
     request_t *req = cw->req;
-    partition_remove_waiter(&cw->w);
-    evloop_timer_stop(req->broker->loop, &cw->timer);
-    evloop_defer_cancel(req->broker->loop, &cw->recheck);
     req->cancel = NULL;
+    /* A partition this broker stopped leading is a group it no longer coordinates. */
+    if (error == KERR_NOT_LEADER_OR_FOLLOWER)
+        error = KERR_NOT_COORDINATOR;
     OffsetCommitResponse *resp = req->resp;
     for (int32_t i = 0; error != KERR_NONE && i < resp->Topics.count; i++)
         for (int32_t j = 0; j < resp->Topics.items[i].Partitions.count; j++)
@@ -373,38 +370,10 @@ static void commit_wait_finish(commit_wait_t *cw, int16_t error)
     request_respond(req);
 }
 
-static void commit_recheck_cb(evloop_t *loop, ev_defer_t *d)
-{
-    (void)loop;
-    commit_wait_t *cw = d->arg;
-    if (cw->gone)
-        commit_wait_finish(cw, KERR_NOT_COORDINATOR);
-    else if (partition_high_watermark(cw->p) >= cw->target)
-        commit_wait_finish(cw, KERR_NONE);
-    else if (!group_coordinator_owns(cw->req->broker->groups, ((OffsetCommitRequest *)cw->req->body)->GroupId))
-        commit_wait_finish(cw, KERR_NOT_COORDINATOR);
-}
-
-static void commit_wake(partition_waiter_t *w)
-{
-    commit_wait_t *cw = w->arg;
-    if (w->next == NULL)
-        cw->gone = true; /* the partition is going away */
-    evloop_defer(cw->req->broker->loop, &cw->recheck);
-}
-
-static void commit_timeout_cb(evloop_t *loop, ev_timer_t *t)
-{
-    (void)loop;
-    commit_wait_finish(t->arg, KERR_REQUEST_TIMED_OUT);
-}
-
 static void commit_cancel(request_t *req)
 {
     commit_wait_t *cw = req->op;
-    partition_remove_waiter(&cw->w);
-    evloop_timer_stop(req->broker->loop, &cw->timer);
-    evloop_defer_cancel(req->broker->loop, &cw->recheck);
+    txn_hw_wait_cancel(&cw->hw);
 }
 
 /* Parks the answer until the high watermark covers the commit; false when there is nothing to
@@ -422,15 +391,11 @@ static bool commit_wait(request_t *req, group_coordinator_t *gc, kstr_t group_id
     if (cw == NULL)
         return false;
     cw->req = req;
-    cw->p = p;
-    cw->target = log_end_offset(p->log);
-    cw->w.wake = commit_wake;
-    cw->w.arg = cw;
-    partition_add_hw_waiter(p, &cw->w);
-    cw->recheck.cb = commit_recheck_cb;
-    cw->recheck.arg = cw;
-    evloop_timer_init(&cw->timer, commit_timeout_cb, cw);
-    evloop_timer_start(b->loop, &cw->timer, broker_config_get_long(b->config, "offsets.commit.timeout.ms"));
+    cw->hw.done = commit_replicated;
+    cw->hw.arg = cw;
+    if (txn_hw_wait_start(&cw->hw, b->loop, p, log_end_offset(p->log),
+                          broker_config_get_long(b->config, "offsets.commit.timeout.ms")) == 0)
+        return false;
     req->op = cw;
     req->cancel = commit_cancel;
     return true;
