@@ -18,6 +18,9 @@
  *                    ack_*; --dump writes each message's send time and latencies)
  *   rkbench tcp      [--seconds S]                     loopback TCP bandwidth
  *   rkbench disk     --dir D --mb M --block KIB --sync none|end|each
+ *   rkbench floor    --dir D [--mb M] [--chunk-kib K] [--record-bytes B] [--passes P]
+ *                    kernel-only floor of a persisting broker: loopback TCP
+ *                    receive (+ pwrite to the page cache), receiver CPU per record
  *   rkbench freeport                                   prints a free loopback port
  *   rkbench waitport --port P --since-ns T [--timeout-ms MS]
  *                                                      ms from T (CLOCK_REALTIME) to accept
@@ -25,7 +28,9 @@
  * Measuring commands print one line "RESULT key=value ..." on stdout; with
  * --pid they also report the CPU the broker process used during the measured
  * window (utime+stime from /proc/<pid>/stat) and its RSS afterwards;
- * --pid P1,P2,P3 (a cluster) sums them over the processes.
+ * --pid P1,P2,P3 (a cluster) sums them over the processes. produce, consume
+ * and e2e also report this client process's own CPU over the same window
+ * (client_cpu_s, client_cpu_us_per_rec, client_cpu_util = CPU s / wall s).
  * Errors go to stderr and give a non-zero exit status.
  */
 #include <dirent.h>
@@ -37,12 +42,14 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -151,18 +158,52 @@ typedef struct cpu_mark {
     double stat_s;
     double sched_s;
     double each_s[MAX_PIDS]; /* schedstat per process */
+    double self_s;           /* this client process, all threads (librdkafka's too) */
+    int64_t wall_ns;         /* CLOCK_MONOTONIC when the mark was taken */
 } cpu_mark_t;
+
+/* CPU seconds (user+system) this process has used, all its threads
+ * together, exited ones included: librdkafka does most of the client's work
+ * in its own threads. Linux derives the sum from the scheduler's nanosecond
+ * runtime, so it is fine-grained enough for short windows. */
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == -1)
+        return -1;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 static cpu_mark_t cpu_mark(const pidset_t *ps)
 {
-    cpu_mark_t m = {ps->n ? 0 : -1, ps->n ? 0 : -1, {0}};
+    cpu_mark_t m = {ps->n ? 0 : -1, ps->n ? 0 : -1, {0}, -1, 0};
     for (int i = 0; i < ps->n; i++) {
         double st = proc_cpu_s(ps->pid[i]), sc = proc_sched_s(ps->pid[i]);
         m.each_s[i] = sc;
         m.stat_s = st < 0 || m.stat_s < 0 ? -1 : m.stat_s + st;
         m.sched_s = sc < 0 || m.sched_s < 0 ? -1 : m.sched_s + sc;
     }
+    /* last, so that reading the brokers' /proc files counts for the window */
+    m.self_s = self_cpu_s();
+    m.wall_ns = mono_ns();
     return m;
+}
+
+/* The client's own CPU between two marks: on a machine with few cores the
+ * client competes with the broker, and client_cpu_util near 1.0 (one core
+ * busy for the whole window) means the client, not the broker, was the
+ * limit. */
+static void print_client(cpu_mark_t a, cpu_mark_t b, long records)
+{
+    if (a.self_s < 0 || b.self_s < 0)
+        return;
+    double cpu = b.self_s - a.self_s, wall = (double)(b.wall_ns - a.wall_ns) / 1e9;
+    printf(" client_cpu_s=%.4f", cpu);
+    if (records > 0)
+        printf(" client_cpu_us_per_rec=%.4f", cpu * 1e6 / (double)records);
+    if (wall > 0)
+        printf(" client_cpu_util=%.3f", cpu / wall);
 }
 
 /* A "Vm...:" line of /proc/<pid>/status in KiB, -1 when unknown. */
@@ -245,6 +286,9 @@ typedef struct opts {
     const char *dir;
     long mb;
     long block_kib;
+    long chunk_kib;      /* floor: the sender's write size */
+    double record_bytes; /* floor: bytes one workload-1 record takes in the log */
+    int passes;          /* floor: repetitions, medians reported */
     const char *sync;
     int port;
     int64_t since_ns;
@@ -266,6 +310,9 @@ static void parse_opts(int argc, char **argv, opts_t *o)
     o->brokers = 1;
     o->mb = 256;
     o->block_kib = 1024;
+    o->chunk_kib = 1024;
+    o->record_bytes = 110;
+    o->passes = 3;
     o->sync = "end";
     o->timeout_ms = 30000;
     o->partitions = 1;
@@ -335,6 +382,12 @@ static void parse_opts(int argc, char **argv, opts_t *o)
             o->mb = atol(v);
         else if (OPT("--block"))
             o->block_kib = atol(v);
+        else if (OPT("--chunk-kib"))
+            o->chunk_kib = atol(v);
+        else if (OPT("--record-bytes"))
+            o->record_bytes = atof(v);
+        else if (OPT("--passes"))
+            o->passes = atoi(v);
         else if (OPT("--sync"))
             o->sync = v;
         else if (OPT("--port"))
@@ -670,6 +723,7 @@ static int cmd_produce(const opts_t *o)
            o->count, dr.delivered, dr.failed, secs, (double)dr.delivered / secs,
            (double)dr.delivered * o->size / secs / 1e6);
     print_broker(&o->pids, cpu0, cpu1, dr.delivered);
+    print_client(cpu0, cpu1, dr.delivered);
     printf("\n");
     fflush(stdout);
     if (dr.failed)
@@ -785,6 +839,7 @@ static int cmd_consume(const opts_t *o)
         printf(" steady_rec_per_s=%.0f steady_mb_per_s=%.2f", (double)(s.records - 1) / steady,
                (double)s.bytes * (double)(s.records - 1) / (double)s.records / steady / 1e6);
     print_broker(&o->pids, cpu0, cpu1, s.records);
+    print_client(cpu0, cpu1, s.records);
     printf("\n");
     fflush(stdout);
     if (stalled)
@@ -927,7 +982,7 @@ static int cmd_e2e(const opts_t *o)
     usleep(500000);
 
     char *payload = calloc(1, (size_t)o->size);
-    cpu_mark_t cpu0 = {-1, -1, {0}};
+    cpu_mark_t cpu0 = {-1, -1, {0}, -1, 0};
     int64_t t0 = mono_ns(), t_warm = t0;
     int64_t step = 1000000000LL / o->rate;
     long total = warm + s.expected;
@@ -1004,6 +1059,7 @@ static int cmd_e2e(const opts_t *o)
            pct_ms(s.ack_ns, na, 50), pct_ms(s.ack_ns, na, 99), na ? (double)s.ack_ns[na - 1] / 1e6 : -1.0,
            pct_ms(diff, nd, 50), pct_ms(diff, nd, 99));
     print_broker(&o->pids, cpu0, cpu1, n);
+    print_client(cpu0, cpu1, n);
     printf("\n");
     fflush(stdout);
     if (n < s.expected)
@@ -1162,6 +1218,200 @@ static int cmd_disk(const opts_t *o)
     return 0;
 }
 
+/* The floor: what the kernel alone costs a broker that persists what it
+ * receives, without any Kafka parsing. A child process (the client) writes
+ * --mb MiB over loopback TCP in --chunk-kib writes; this process reads into
+ * one reused 1 MiB buffer (the broker reads request bodies of up to 1 MiB
+ * straight into the frame) and, with to_file, pwrite()s every read at the
+ * next offset of a file in --dir, like a log append, without sync. Those are
+ * the two copies every persisting broker makes (socket to user memory, user
+ * memory to page cache). The CPU is this thread's own (the sender is another
+ * process), so it is the receiver's share alone. */
+typedef struct floor_pass {
+    long long bytes;
+    long reads;
+    double cpu_s;      /* receiving thread */
+    double pwrite_s;   /* of which in pwrite (thread CPU around the calls) */
+    double secs;       /* wall */
+    double send_cpu_s; /* the sending child, from wait4 */
+} floor_pass_t;
+
+static double thread_cpu_s(void)
+{
+    return (double)now_ns(CLOCK_THREAD_CPUTIME_ID) / 1e9;
+}
+
+/* The child: connect, write total bytes in chunks, close. */
+static void floor_sender(int port, long long total, size_t chunk) __attribute__((noreturn));
+static void floor_sender(int port, long long total, size_t chunk)
+{
+    char *buf = malloc(chunk);
+    if (buf == NULL)
+        _exit(1);
+    memset(buf, 'r', chunk);
+    int fd = connect_port(port);
+    if (fd == -1)
+        _exit(1);
+    long long sent = 0;
+    while (sent < total) {
+        size_t n = total - sent < (long long)chunk ? (size_t)(total - sent) : chunk;
+        ssize_t w = write(fd, buf, n);
+        if (w == -1 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            _exit(1);
+        sent += w;
+    }
+    close(fd);
+    _exit(0);
+}
+
+/* Appends len bytes at *off; pwrite to the page cache is normally whole. */
+static void floor_append(int fd, const char *buf, size_t len, off_t *off)
+{
+    while (len > 0) {
+        ssize_t w = pwrite(fd, buf, len, *off);
+        if (w == -1 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            die("pwrite: %s", strerror(errno));
+        buf += w;
+        len -= (size_t)w;
+        *off += w;
+    }
+}
+
+static floor_pass_t floor_run(const opts_t *o, bool to_file)
+{
+    floor_pass_t r = {0};
+    char path[4096];
+    snprintf(path, sizeof path, "%s/rkbench-floor.%d", o->dir, (int)getpid());
+    int file = -1;
+    if (to_file && (file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1)
+        die("open %s: %s", path, strerror(errno));
+    size_t bs = 1024 * 1024;
+    char *buf = malloc(bs);
+    if (buf == NULL)
+        die("out of memory");
+    memset(buf, 0, bs); /* fault the buffer in before the window */
+    long long total = (long long)o->mb * 1024 * 1024;
+    int port;
+    int lfd = loopback_listener(&port);
+    /* a sender that cannot connect must not leave accept() waiting forever */
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    pid_t child = fork();
+    if (child == -1)
+        die("fork: %s", strerror(errno));
+    if (child == 0)
+        floor_sender(port, total, (size_t)o->chunk_kib * 1024);
+    int fd;
+    while ((fd = accept(lfd, NULL, NULL)) == -1 && errno == EINTR)
+        ;
+    if (fd == -1)
+        die("accept: %s", strerror(errno));
+    off_t off = 0;
+    double c0 = thread_cpu_s();
+    int64_t t0 = mono_ns();
+    for (;;) {
+        ssize_t n = read(fd, buf, bs);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1)
+            die("read: %s", strerror(errno));
+        if (n == 0)
+            break;
+        r.bytes += n;
+        r.reads++;
+        if (to_file) {
+            /* a syscall per clock read, ~0.1 µs, against ~100 µs per pwrite */
+            double w0 = thread_cpu_s();
+            floor_append(file, buf, (size_t)n, &off);
+            r.pwrite_s += thread_cpu_s() - w0;
+        }
+    }
+    r.cpu_s = thread_cpu_s() - c0;
+    r.secs = (double)(mono_ns() - t0) / 1e9;
+    close(fd);
+    close(lfd);
+    int st = 0;
+    struct rusage ru;
+    if (wait4(child, &st, 0, &ru) == child)
+        r.send_cpu_s = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || r.bytes != total)
+        die("floor: sender failed (%lld of %lld bytes arrived)", r.bytes, total);
+    if (to_file) {
+        close(file);
+        unlink(path);
+    }
+    free(buf);
+    return r;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median of one field over the passes (sorts a copy). */
+static double floor_median(const floor_pass_t *p, int n, size_t field)
+{
+    double v[64];
+    for (int i = 0; i < n; i++)
+        memcpy(&v[i], (const char *)&p[i] + field, sizeof(double));
+    qsort(v, (size_t)n, sizeof v[0], cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void print_floor(const char *name, const floor_pass_t *p, int n, double records)
+{
+    double cpu = floor_median(p, n, offsetof(floor_pass_t, cpu_s));
+    double secs = floor_median(p, n, offsetof(floor_pass_t, secs));
+    long long bytes = 0;
+    long reads = 0;
+    for (int i = 0; i < n; i++) {
+        bytes += p[i].bytes;
+        reads += p[i].reads;
+    }
+    printf(" %s_cpu_s=%.4f %s_secs=%.3f %s_mb_per_s=%.1f %s_avg_read_kib=%.1f %s_cpu_us_per_rec=%.4f",
+           name, cpu, name, secs, name, secs > 0 ? (double)p[0].bytes / secs / 1e6 : 0.0, name,
+           reads ? (double)bytes / (double)reads / 1024 : 0.0, name, cpu * 1e6 / records);
+}
+
+/* --passes times: receive only, then receive + pwrite (pwrite_cpu_*: the
+ * share of the calls to pwrite in that pass, timed around them); medians
+ * over the passes, since single passes of a few hundred ms vary by 2x on a
+ * shared VM. The default 256 MiB per pass is about what workload 1 appends
+ * (2,000,000 records of ~110 B); much bigger files cost more per byte.
+ * Per record = CPU / (bytes / --record-bytes), the bytes a workload-1 record
+ * occupies in Runnel's log. */
+static int cmd_floor(const opts_t *o)
+{
+    floor_pass_t ro[64], rw[64];
+    int n = o->passes;
+    if (o->dir == NULL)
+        die("--dir required");
+    if (o->mb <= 0 || o->chunk_kib <= 0 || o->record_bytes <= 0 || n < 1 || n > 64)
+        die("--mb, --chunk-kib, --record-bytes must be positive, --passes 1-64");
+    signal(SIGPIPE, SIG_IGN);
+    for (int i = 0; i < n; i++) {
+        ro[i] = floor_run(o, false);
+        rw[i] = floor_run(o, true);
+    }
+    double records = (double)rw[0].bytes / o->record_bytes;
+    double pw = floor_median(rw, n, offsetof(floor_pass_t, pwrite_s));
+    double snd = floor_median(rw, n, offsetof(floor_pass_t, send_cpu_s));
+    printf("RESULT bytes=%lld passes=%d chunk_kib=%ld record_bytes=%.1f records_equiv=%.0f",
+           rw[0].bytes, n, o->chunk_kib, o->record_bytes, records);
+    print_floor("recv_only", ro, n, records);
+    print_floor("recv_write", rw, n, records);
+    printf(" pwrite_cpu_s=%.4f pwrite_cpu_us_per_rec=%.4f send_cpu_s=%.4f send_cpu_us_per_rec=%.4f\n",
+           pw, pw * 1e6 / records, snd, snd * 1e6 / records);
+    return 0;
+}
+
 static int cmd_freeport(void)
 {
     int port;
@@ -1196,7 +1446,7 @@ static int cmd_waitport(const opts_t *o)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: rkbench mock|create|produce|consume|e2e|tcp|disk|freeport|waitport "
+        fprintf(stderr, "usage: rkbench mock|create|produce|consume|e2e|tcp|disk|floor|freeport|waitport "
                         "[options] (see the comment at the top of bench/rkbench.c)\n");
         return 2;
     }
@@ -1217,6 +1467,8 @@ int main(int argc, char **argv)
         return cmd_tcp(&o);
     if (strcmp(cmd, "disk") == 0)
         return cmd_disk(&o);
+    if (strcmp(cmd, "floor") == 0)
+        return cmd_floor(&o);
     if (strcmp(cmd, "freeport") == 0)
         return cmd_freeport();
     if (strcmp(cmd, "waitport") == 0)

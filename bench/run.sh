@@ -22,11 +22,11 @@ QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
     RUNS=${BENCH_RUNS:-1}
     N1=200000 N2=20000 N6=10000 E2E_S=2 W7_TOPICS=10 W7_PARTS=100 N7=20000
-    DISK_MB=128 TCP_S=1
+    DISK_MB=128 TCP_S=1 FLOOR_MB=64
 else
     RUNS=${BENCH_RUNS:-5}
-    N1=2000000 N2=200000 N6=100000 E2E_S=10 W7_TOPICS=100 W7_PARTS=100 N7=200000
-    DISK_MB=512 TCP_S=3
+    N1=2000000 N2=200000 N6=500000 E2E_S=10 W7_TOPICS=100 W7_PARTS=100 N7=200000
+    DISK_MB=512 TCP_S=3 FLOOR_MB=256
 fi
 OUT_DIR=${BENCH_OUT:-build/bench}
 
@@ -199,6 +199,28 @@ machine_limits() {
     record run="$r" wl=disk_fdatasync_64k broker=machine -- $RK disk --dir "$WORK" --mb $((DISK_MB / 8)) --block 64 --sync each
 }
 
+# The floor of a persisting broker (kernel only: loopback TCP receive, and
+# pwrite into the page cache), per workload-1 record of W1_BPR bytes in the
+# log: the size Runnel's w1 logs had in this repetition, else rkbench's
+# default (110 B).
+W1_BPR=
+machine_floor() {
+    local r=$1 rb=()
+    if [ -n "$W1_BPR" ]; then rb=(--record-bytes "$W1_BPR"); fi
+    record run="$r" wl=floor broker=machine -- $RK floor --dir "$WORK" --mb "$FLOOR_MB" --chunk-kib 1024 "${rb[@]+"${rb[@]}"}"
+}
+
+# w1_log_size RUN: bytes of the w1 partitions' .log files in the running
+# broker's data dir, per record produced (only after a complete w1 run).
+w1_log_size() {
+    local r=$1 bytes
+    grep -q "^run=$r broker=runnel wl=w1 status=ok " "$RES" || return 0
+    bytes=$(find "$WORK/runnel" -path '*/w1-*' -name '*.log' -printf '%s\n' 2>/dev/null | awk '{s += $1} END {print s + 0}')
+    [ "${bytes:-0}" -gt 0 ] || return 0
+    W1_BPR=$(awk -v b="$bytes" -v n="$N1" 'BEGIN {printf "%.2f", b / n}')
+    echo "run=$r broker=runnel wl=w1_log status=ok log_bytes=$bytes records=$N1 bytes_per_rec=$W1_BPR" >>"$RES"
+}
+
 # e2e WL BOOT PIDS TOPIC WAIT TAGS...: workload 4's end-to-end latency run
 # (also workload 5's, against the cluster).
 e2e() {
@@ -231,6 +253,7 @@ workloads() { # run broker
 
 one_run() {
     local r=$1
+    W1_BPR=
     # other processes on the machine make the numbers noisy: note the load
     echo "run=$r broker=machine wl=load status=ok loadavg1=$(cut -d' ' -f1 /proc/loadavg)" >>"$RES"
     # workload 6's target compares with the disk's limits
@@ -247,6 +270,7 @@ one_run() {
         for t in "${TOPICS[@]}"; do targs+=(--topic "$t"); done
         record run="$r" broker=runnel wl=create -- $RK create -b "$BOOT" "${targs[@]}"
         workloads "$r" runnel
+        w1_log_size "$r"
         check_log "run $r runnel"
         stop_broker
 
@@ -254,6 +278,11 @@ one_run() {
         start_mock "${TOPICS[@]}"
         workloads "$r" mock
         stop_broker
+    fi
+    # after the brokers: it needs the size of this repetition's w1 log
+    if want machine; then
+        say "run $r/$RUNS: machine limits: floor of a persisting broker"
+        machine_floor "$r"
     fi
 
     if want 6; then
