@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/bufpool.h"
 #include "common/logger.h"
 
 #define CONN_RBUF_SIZE 16384
@@ -123,7 +124,7 @@ void conn_close(conn_t *c, const char *reason)
         c->held = m->next;
         out_msg_free(m);
     }
-    free(c->frame);
+    bufpool_free(c->frame);
     c->frame = NULL;
     if (c->prev)
         c->prev->next = c->next;
@@ -372,7 +373,7 @@ static void conn_process(conn_t *c)
                 break;
             }
             c->rpos += 4;
-            c->frame = malloc((size_t)size);
+            c->frame = bufpool_alloc((size_t)size);
             if (c->frame == NULL) {
                 conn_close(c, "out of memory for a request");
                 break;

@@ -25,7 +25,7 @@
 typedef struct conn conn_t;
 
 typedef struct conn_handlers {
-    /* A complete frame (without its size prefix). The callee owns `frame` (free()). */
+    /* A complete frame (without its size prefix). The callee owns `frame` (bufpool_free()). */
     void (*on_request)(void *ctx, conn_t *c, uint8_t *frame, size_t len);
     /* The connection is going away; drop any reference to it (e.g. a waiting request). */
     void (*on_close)(void *ctx, conn_t *c);

@@ -20,6 +20,7 @@
 
 #include "cluster/broker_client.h"
 #include "cluster/cluster.h"
+#include "common/bufpool.h"
 #include "common/fsutil.h"
 #include "common/logger.h"
 #include "common/properties.h"
@@ -512,6 +513,7 @@ int main(int argc, char **argv)
         free(b.log_dirs[i]);
     free(b.log_dirs);
     broker_config_free(b.config);
+    bufpool_drain();
     LOG_INFO("server", "Runnel %s stopped", RUNNEL_VERSION);
     return rc == 0 ? 0 : 1;
 }

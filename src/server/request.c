@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bufpool.h"
 #include "common/logger.h"
 #include "server/broker.h"
 
@@ -112,7 +113,7 @@ static void request_free(request_t *req)
         close(req->close_fds[i]);
     free(req->close_fds);
     arena_free(&req->arena);
-    free(req->frame);
+    bufpool_free(req->frame);
     free(req);
 }
 
@@ -187,7 +188,7 @@ void request_on_frame(void *ctx, conn_t *c, uint8_t *frame, size_t len)
             h.client_id = kstr_null();
             goto parsed;
         }
-        free(frame);
+        bufpool_free(frame);
         conn_close(c, "malformed request header");
         return;
     }
@@ -195,14 +196,14 @@ parsed:;
     const api_handler_t *ah = broker_api_handler(h.api_key);
     const kapi_info_t *api = kapi_lookup(h.api_key);
     if (ah == NULL || api == NULL) {
-        free(frame);
+        bufpool_free(frame);
         snprintf(why, sizeof(why), "unknown or unsupported API key %d", h.api_key);
         conn_close(c, why);
         return;
     }
     bool version_ok = h.api_version >= ah->min_version && h.api_version <= ah->max_version;
     if (!version_ok && h.api_key != 18) {
-        free(frame);
+        bufpool_free(frame);
         snprintf(why, sizeof(why), "unsupported %s version %d (supported %d-%d)", api->name,
                  h.api_version, ah->min_version, ah->max_version);
         conn_close(c, why);
@@ -210,7 +211,7 @@ parsed:;
     }
     request_t *req = calloc(1, sizeof(*req));
     if (req == NULL) {
-        free(frame);
+        bufpool_free(frame);
         conn_close(c, "out of memory");
         return;
     }
