@@ -289,12 +289,21 @@ typedef struct offsets_map {
     size_t nrecovery, nstart, ncleaner;
 } offsets_map_t;
 
+static int entry_cmp(const void *a, const void *b)
+{
+    const checkpoint_entry_t *x = a, *y = b;
+    int c = strcmp(x->topic, y->topic);
+    return c ? c : (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+/* Entries are sorted once when read (read_checkpoint): start-up looks up every partition. */
 static int64_t offsets_lookup(const checkpoint_entry_t *e, size_t n, const char *topic, int32_t p)
 {
-    for (size_t i = 0; i < n; i++)
-        if (e[i].partition == p && strcmp(e[i].topic, topic) == 0)
-            return e[i].offset;
-    return -1;
+    checkpoint_entry_t key;
+    snprintf(key.topic, sizeof(key.topic), "%s", topic);
+    key.partition = p;
+    const checkpoint_entry_t *hit = n ? bsearch(&key, e, n, sizeof(*e), entry_cmp) : NULL;
+    return hit ? hit->offset : -1;
 }
 
 static int pick_log_dir(topics_t *t)
@@ -737,6 +746,8 @@ static void read_checkpoint(const char *dir, const char *name, checkpoint_entry_
         *e = NULL;
         *n = 0;
     }
+    if (*n > 1)
+        qsort(*e, *n, sizeof(**e), entry_cmp);
 }
 
 /* Removes directories of deleted topics left by an interrupted deletion. */
