@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct topics {
     char meta_dir[PATH_MAX];
     cleaner_t *cleaner;        /* NULL with log.cleaner.enable=false */
     flusher_t *flusher;        /* flush.messages flushes off the loop; created at first use */
+    int flushes_in_flight;     /* jobs handed to the flusher and not yet taken back */
     int64_t next_retention_ms; /* monotonic clock of the next retention check */
     int64_t next_clean_ms;     /* ... and of the next look for a log to clean */
 };
@@ -474,6 +476,7 @@ static void start_flush(topics_t *t, partition_t *p)
         job->owner = p;
         p->flush_job = job;
         flusher_submit(t->flusher, job);
+        t->flushes_in_flight++;
         return;
     }
     free(job);
@@ -499,6 +502,7 @@ void topics_flusher_poll(topics_t *t)
         return;
     for (flush_job_t *job = flusher_take_done(t->flusher), *next; job; job = next) {
         next = job->next;
+        t->flushes_in_flight--;
         partition_t *p = job->owner;
         if (p) {
             p->flush_job = NULL;
@@ -968,13 +972,37 @@ void topics_flush_due(topics_t *t, int64_t now_ms)
     topics_foreach(t, flush_topic, &f);
 }
 
+static void request_flush_topic(void *arg, topic_t *tp)
+{
+    topics_t *t = arg;
+    for (int32_t i = 0; i < tp->npartitions; i++)
+        if (tp->partitions[i] && tp->partitions[i]->log)
+            request_flush(t, tp->partitions[i]);
+}
+
+/* Flushes every log before a clean exit. With the flusher the partitions sync several at once
+ * (one after the other, 10,000 partitions holding data took seconds). */
+static void flush_all(topics_t *t)
+{
+    if (t->flusher == NULL) {
+        flush_ctx_t f = {.now = 0, .all = true};
+        topics_foreach(t, flush_topic, &f);
+        return;
+    }
+    topics_foreach(t, request_flush_topic, t);
+    while (t->flushes_in_flight > 0) {
+        struct pollfd pfd = {.fd = flusher_event_fd(t->flusher), .events = POLLIN};
+        (void)poll(&pfd, 1, 1000);
+        topics_flusher_poll(t);
+    }
+}
+
 void topics_close(topics_t *t, bool clean)
 {
     if (t == NULL)
         return;
     if (clean) {
-        flush_ctx_t f = {.now = 0, .all = true};
-        topics_foreach(t, flush_topic, &f);
+        flush_all(t);
         topics_write_checkpoints(t);
     }
     cleaner_destroy(t->cleaner); /* cancels a running job before the logs go */
