@@ -972,29 +972,59 @@ void topics_flush_due(topics_t *t, int64_t now_ms)
     topics_foreach(t, flush_topic, &f);
 }
 
-static void request_flush_topic(void *arg, topic_t *tp)
+typedef struct partition_list {
+    partition_t **v;
+    size_t n, cap;
+    bool failed;
+} partition_list_t;
+
+static void list_partitions(void *arg, topic_t *tp)
 {
-    topics_t *t = arg;
-    for (int32_t i = 0; i < tp->npartitions; i++)
-        if (tp->partitions[i] && tp->partitions[i]->log)
-            request_flush(t, tp->partitions[i]);
+    partition_list_t *l = arg;
+    for (int32_t i = 0; i < tp->npartitions; i++) {
+        if (tp->partitions[i] == NULL || tp->partitions[i]->log == NULL)
+            continue;
+        if (l->n == l->cap) {
+            size_t cap = l->cap ? 2 * l->cap : 1024;
+            partition_t **v = realloc(l->v, cap * sizeof(*v));
+            if (v == NULL) {
+                l->failed = true;
+                return;
+            }
+            l->v = v;
+            l->cap = cap;
+        }
+        l->v[l->n++] = tp->partitions[i];
+    }
 }
 
 /* Flushes every log before a clean exit. With the flusher the partitions sync several at once
- * (one after the other, 10,000 partitions holding data took seconds). */
+ * (one after the other, 10,000 partitions holding data took seconds); at most FLUSH_ALL_WINDOW
+ * jobs are queued at a time, since each holds duplicated descriptors and thousands at once ran
+ * into the open-file limit. */
+#define FLUSH_ALL_WINDOW 64
 static void flush_all(topics_t *t)
 {
-    if (t->flusher == NULL) {
+    partition_list_t l = {0};
+    if (t->flusher)
+        topics_foreach(t, list_partitions, &l);
+    if (t->flusher == NULL || l.failed) {
+        free(l.v);
         flush_ctx_t f = {.now = 0, .all = true};
         topics_foreach(t, flush_topic, &f);
         return;
     }
-    topics_foreach(t, request_flush_topic, t);
-    while (t->flushes_in_flight > 0) {
+    size_t next = 0;
+    while (next < l.n || t->flushes_in_flight > 0) {
+        while (next < l.n && t->flushes_in_flight < FLUSH_ALL_WINDOW)
+            request_flush(t, l.v[next++]);
+        if (t->flushes_in_flight == 0)
+            continue;
         struct pollfd pfd = {.fd = flusher_event_fd(t->flusher), .events = POLLIN};
         (void)poll(&pfd, 1, 1000);
         topics_flusher_poll(t);
     }
+    free(l.v);
 }
 
 void topics_close(topics_t *t, bool clean)
