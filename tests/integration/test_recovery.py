@@ -13,6 +13,8 @@ import time
 import confluent_kafka as ck
 import pytest
 
+import conftest
+from conftest import unique_topic
 from helpers import (confluent_conf, consume_confluent, create_topic, make_records,
                      produce_confluent, wait_for, watermarks)
 
@@ -146,3 +148,42 @@ def test_flush_messages_one(start_broker, topic):
     got = consume_confluent(b.bootstrap, topic)
     assert [g.value for g in got] == [r['value'] for r in recs]
     assert [g.offset for g in got] == [d[2] for d in res]
+
+
+def test_clean_shutdown_flushes_every_partition_within_the_open_file_limit(start_broker, monkeypatch,
+                                                                           tmp_path):
+    """A clean shutdown syncs every partition on the flusher threads; with far
+    more partitions holding new data than free descriptors, each flush must
+    still succeed (no "Too many open files"), and the recovery-point
+    checkpoint then covers every record, so the restart scans nothing."""
+    # The broker raises its soft limit to the hard one, so both are lowered, in a
+    # wrapper (the test process keeps its own limits).
+    wrapper = tmp_path / 'runnel-server-256fds'
+    wrapper.write_text('#!/bin/sh\nulimit -n 256\nexec %s "$@"\n' % conftest.SERVER)
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(conftest, 'SERVER', str(wrapper))
+    b = start_broker()
+    t = unique_topic('many')
+    nparts = 300
+    create_topic(b.bootstrap, t, partitions=nparts)
+    p = ck.Producer(confluent_conf(b.bootstrap, **{'linger.ms': 20}))
+    acked = []
+    for i in range(nparts):
+        p.produce(t, value=b'v%d' % i, partition=i,
+                  on_delivery=lambda err, msg: acked.append((err, msg.partition(), msg.offset())))
+    assert p.flush(60) == 0
+    assert sorted(a[1] for a in acked if a[0] is None) == list(range(nparts))
+    mark = b.log_size()
+    b.stop()
+    text = b.log_text(mark)
+    assert 'Too many open files' not in text and 'flush failed' not in text, text
+    ckpt = {}
+    with open(os.path.join(b.data_dir, 'recovery-point-offset-checkpoint')) as f:
+        for line in f.read().splitlines()[2:]:
+            name, part, off = line.rsplit(' ', 2)
+            ckpt[(name, int(part))] = int(off)
+    assert {i: ckpt.get((t, i)) for i in range(nparts)} == {i: 1 for i in range(nparts)}
+    b.start()
+    for i in (0, nparts // 2, nparts - 1):
+        got = consume_confluent(b.bootstrap, t, partition=i)
+        assert [(g.offset, g.value) for g in got] == [(0, b'v%d' % i)]
