@@ -35,6 +35,7 @@ struct topics {
     cleaner_t *cleaner;        /* NULL with log.cleaner.enable=false */
     flusher_t *flusher;        /* flush.messages flushes off the loop; created at first use */
     int flushes_in_flight;     /* jobs handed to the flusher and not yet taken back */
+    partition_t *flush_queue, **flush_queue_tail; /* partitions waiting for a flusher slot */
     int64_t next_retention_ms; /* monotonic clock of the next retention check */
     int64_t next_clean_ms;     /* ... and of the next look for a log to clean */
 };
@@ -409,6 +410,8 @@ static void partition_detach_waiters(partition_t *p)
     detach_list(&p->hw_waiters);
 }
 
+static void flush_queue_remove(topics_t *t, partition_t *p);
+
 static void partition_free(topics_t *t, partition_t *p, bool remove_data)
 {
     if (p == NULL)
@@ -425,6 +428,7 @@ static void partition_free(topics_t *t, partition_t *p, bool remove_data)
     t->dir_partition_count[p->log_dir_index]--;
     if (p->flush_job)
         p->flush_job->owner = NULL; /* comes back from the flusher to nobody */
+    flush_queue_remove(t, p);
     repl_partition_free(p);
     pstate_free(p->pstate);
     free(p->dir);
@@ -465,12 +469,29 @@ void partition_remove_waiter(partition_waiter_t *w)
 
 /* flush.messages reached: the flush runs on the flusher thread; appends meanwhile are covered by
  * the next flush (group commit). Without a flusher (or too many segments to sync) it runs here. */
+/* Flush jobs handed to the flusher at once. Each holds duplicated descriptors until it has run,
+ * so thousands of partitions flushing together (durable mode, or every partition at shutdown)
+ * ran out of descriptors; the rest wait in the flush queue, in order. */
+#define FLUSH_MAX_IN_FLIGHT 64
+
 static void start_flush(topics_t *t, partition_t *p)
 {
+    if (t->flusher && t->flushes_in_flight >= FLUSH_MAX_IN_FLIGHT) {
+        p->flush_queued = true;
+        p->flush_next = NULL;
+        if (t->flush_queue == NULL)
+            t->flush_queue_tail = &t->flush_queue;
+        *t->flush_queue_tail = p;
+        t->flush_queue_tail = &p->flush_next;
+        return;
+    }
     flush_job_t *job = t->flusher ? calloc(1, sizeof(*job)) : NULL;
     if (job && log_flush_begin(p->log, &job->log_job) == LOG_OK) {
         if (job->log_job.nfds == 0 && job->log_job.dir_fd < 0) {
-            free(job); /* nothing written since the last flush */
+            /* nothing written since the last flush (flush.ms may have come first) */
+            if (job->log_job.end > p->flushed_offset)
+                p->flushed_offset = job->log_job.end;
+            free(job);
             return;
         }
         job->owner = p;
@@ -490,8 +511,34 @@ static void request_flush(topics_t *t, partition_t *p)
     p->flush_wanted = log_end_offset(p->log);
     if (p->flush_job)
         p->flush_again = true;
-    else
+    else if (!p->flush_queued) /* a queued one covers the log end as of its start */
         start_flush(t, p);
+}
+
+static void flush_queue_remove(topics_t *t, partition_t *p)
+{
+    if (!p->flush_queued)
+        return;
+    partition_t **pp = &t->flush_queue;
+    while (*pp != p)
+        pp = &(*pp)->flush_next;
+    *pp = p->flush_next;
+    if (t->flush_queue_tail == &p->flush_next)
+        t->flush_queue_tail = pp;
+    p->flush_queued = false;
+}
+
+/* Starts queued flushes while slots are free. */
+static void flush_queue_run(topics_t *t)
+{
+    while (t->flush_queue && t->flushes_in_flight < FLUSH_MAX_IN_FLIGHT) {
+        partition_t *p = t->flush_queue;
+        t->flush_queue = p->flush_next;
+        p->flush_queued = false;
+        start_flush(t, p);
+        if (p->flush_job == NULL) /* ran here, or had nothing to do: its produces may go on */
+            partition_wake_all(&p->hw_waiters);
+    }
 }
 
 int topics_flusher_fd(const topics_t *t) { return t->flusher ? flusher_event_fd(t->flusher) : -1; }
@@ -522,6 +569,7 @@ void topics_flusher_poll(topics_t *t)
         }
         free(job);
     }
+    flush_queue_run(t);
 }
 
 int partition_append(topics_t *t, partition_t *p, uint8_t *batches, size_t len, int64_t now_ms,
@@ -972,59 +1020,30 @@ void topics_flush_due(topics_t *t, int64_t now_ms)
     topics_foreach(t, flush_topic, &f);
 }
 
-typedef struct partition_list {
-    partition_t **v;
-    size_t n, cap;
-    bool failed;
-} partition_list_t;
-
-static void list_partitions(void *arg, topic_t *tp)
+static void request_flush_topic(void *arg, topic_t *tp)
 {
-    partition_list_t *l = arg;
-    for (int32_t i = 0; i < tp->npartitions; i++) {
-        if (tp->partitions[i] == NULL || tp->partitions[i]->log == NULL)
-            continue;
-        if (l->n == l->cap) {
-            size_t cap = l->cap ? 2 * l->cap : 1024;
-            partition_t **v = realloc(l->v, cap * sizeof(*v));
-            if (v == NULL) {
-                l->failed = true;
-                return;
-            }
-            l->v = v;
-            l->cap = cap;
-        }
-        l->v[l->n++] = tp->partitions[i];
-    }
+    topics_t *t = arg;
+    for (int32_t i = 0; i < tp->npartitions; i++)
+        if (tp->partitions[i] && tp->partitions[i]->log)
+            request_flush(t, tp->partitions[i]);
 }
 
 /* Flushes every log before a clean exit. With the flusher the partitions sync several at once
- * (one after the other, 10,000 partitions holding data took seconds); at most FLUSH_ALL_WINDOW
- * jobs are queued at a time, since each holds duplicated descriptors and thousands at once ran
- * into the open-file limit. */
-#define FLUSH_ALL_WINDOW 64
+ * (one after the other, 10,000 partitions holding data took seconds), at most
+ * FLUSH_MAX_IN_FLIGHT queued at a time like any flush. */
 static void flush_all(topics_t *t)
 {
-    partition_list_t l = {0};
-    if (t->flusher)
-        topics_foreach(t, list_partitions, &l);
-    if (t->flusher == NULL || l.failed) {
-        free(l.v);
+    if (t->flusher == NULL) {
         flush_ctx_t f = {.now = 0, .all = true};
         topics_foreach(t, flush_topic, &f);
         return;
     }
-    size_t next = 0;
-    while (next < l.n || t->flushes_in_flight > 0) {
-        while (next < l.n && t->flushes_in_flight < FLUSH_ALL_WINDOW)
-            request_flush(t, l.v[next++]);
-        if (t->flushes_in_flight == 0)
-            continue;
+    topics_foreach(t, request_flush_topic, t);
+    while (t->flushes_in_flight > 0 || t->flush_queue) {
         struct pollfd pfd = {.fd = flusher_event_fd(t->flusher), .events = POLLIN};
         (void)poll(&pfd, 1, 1000);
         topics_flusher_poll(t);
     }
-    free(l.v);
 }
 
 void topics_close(topics_t *t, bool clean)

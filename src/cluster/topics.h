@@ -51,6 +51,8 @@ typedef struct partition {
     int64_t flush_wanted;           /* offsets below it wait for a flush requested or running */
     struct flush_job *flush_job;    /* the flush in flight, or NULL */
     bool flush_again;               /* appends since that flush asked for another one */
+    bool flush_queued;              /* waits for a free flusher slot (topics' flush queue) */
+    struct partition *flush_next;   /* ... the next in that queue */
     bool flush_failed;
 } partition_t;
 

@@ -150,29 +150,56 @@ def test_flush_messages_one(start_broker, topic):
     assert [g.offset for g in got] == [d[2] for d in res]
 
 
-def test_clean_shutdown_flushes_every_partition_within_the_open_file_limit(start_broker, monkeypatch,
-                                                                           tmp_path):
-    """A clean shutdown syncs every partition on the flusher threads; with far
-    more partitions holding new data than free descriptors, each flush must
-    still succeed (no "Too many open files"), and the recovery-point
-    checkpoint then covers every record, so the restart scans nothing."""
-    # The broker raises its soft limit to the hard one, so both are lowered, in a
-    # wrapper (the test process keeps its own limits).
+@pytest.fixture
+def few_fds(monkeypatch, tmp_path):
+    """Brokers started in the test run with 256 descriptors. The broker raises
+    its soft limit to the hard one, so a wrapper lowers both (the test process
+    keeps its own limits)."""
     wrapper = tmp_path / 'runnel-server-256fds'
     wrapper.write_text('#!/bin/sh\nulimit -n 256\nexec %s "$@"\n' % conftest.SERVER)
     wrapper.chmod(0o755)
     monkeypatch.setattr(conftest, 'SERVER', str(wrapper))
-    b = start_broker()
-    t = unique_topic('many')
-    nparts = 300
-    create_topic(b.bootstrap, t, partitions=nparts)
+
+
+def _one_record_per_partition(b, t, nparts):
     p = ck.Producer(confluent_conf(b.bootstrap, **{'linger.ms': 20}))
     acked = []
     for i in range(nparts):
         p.produce(t, value=b'v%d' % i, partition=i,
                   on_delivery=lambda err, msg: acked.append((err, msg.partition(), msg.offset())))
     assert p.flush(60) == 0
-    assert sorted(a[1] for a in acked if a[0] is None) == list(range(nparts))
+    assert sorted((a[0], a[1], a[2]) for a in acked) == [(None, i, 0) for i in range(nparts)]
+
+
+def test_durable_mode_flushes_many_partitions_within_the_open_file_limit(start_broker, few_fds):
+    """flush.messages=1 on more partitions than free descriptors: the flushes
+    queue for the flusher instead of all holding descriptors at once, every
+    produce is acknowledged once flushed, and nothing is lost to kill -9."""
+    b = start_broker()
+    t = unique_topic('durable-many')
+    nparts = 300
+    create_topic(b.bootstrap, t, partitions=nparts, config={'flush.messages': '1'})
+    mark = b.log_size()
+    _one_record_per_partition(b, t, nparts)
+    text = b.log_text(mark)
+    assert 'Too many open files' not in text and 'flush failed' not in text, text
+    b.kill9()
+    b.start()
+    for i in (0, nparts // 2, nparts - 1):
+        got = consume_confluent(b.bootstrap, t, partition=i)
+        assert [(g.offset, g.value) for g in got] == [(0, b'v%d' % i)]
+
+
+def test_clean_shutdown_flushes_every_partition_within_the_open_file_limit(start_broker, few_fds):
+    """A clean shutdown syncs every partition on the flusher threads; with far
+    more partitions holding new data than free descriptors, each flush must
+    still succeed (no "Too many open files"), and the recovery-point
+    checkpoint then covers every record, so the restart scans nothing."""
+    b = start_broker()
+    t = unique_topic('many')
+    nparts = 300
+    create_topic(b.bootstrap, t, partitions=nparts)
+    _one_record_per_partition(b, t, nparts)
     mark = b.log_size()
     b.stop()
     text = b.log_text(mark)
