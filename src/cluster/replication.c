@@ -1027,3 +1027,66 @@ void replication_free(replication_t *r)
     free(r->brokers);
     free(r);
 }
+
+/* ---------------------------------------------------------------- high-watermark wait */
+
+static void hw_finish(repl_hw_wait_t *w, int16_t err)
+{
+    repl_hw_wait_cancel(w);
+    w->done(w, err);
+}
+
+static void hw_recheck_cb(evloop_t *loop, ev_defer_t *d)
+{
+    (void)loop;
+    repl_hw_wait_t *w = d->arg;
+    if (w->gone || !repl_is_leader(w->p))
+        hw_finish(w, KERR_NOT_LEADER_OR_FOLLOWER);
+    else if (partition_high_watermark(w->p) >= w->target)
+        hw_finish(w, KERR_NONE);
+}
+
+static void hw_wake(partition_waiter_t *pw)
+{
+    repl_hw_wait_t *w = pw->arg;
+    if (pw->next == NULL)
+        w->gone = true; /* detached: the partition is going away */
+    evloop_defer(w->loop, &w->recheck);
+}
+
+static void hw_timeout_cb(evloop_t *loop, ev_timer_t *t)
+{
+    (void)loop;
+    hw_finish(t->arg, KERR_REQUEST_TIMED_OUT);
+}
+
+int repl_hw_wait_start(repl_hw_wait_t *w, evloop_t *loop, partition_t *p, int64_t target, int64_t timeout_ms)
+{
+    if (partition_high_watermark(p) >= target)
+        return 0;
+    w->loop = loop;
+    w->p = p;
+    w->target = target;
+    w->gone = false;
+    w->pw.prev = w->pw.next = NULL;
+    w->pw.wake = hw_wake;
+    w->pw.arg = w;
+    memset(&w->recheck, 0, sizeof(w->recheck));
+    w->recheck.cb = hw_recheck_cb;
+    w->recheck.arg = w;
+    evloop_timer_init(&w->timer, hw_timeout_cb, w);
+    partition_add_hw_waiter(p, &w->pw);
+    evloop_timer_start(loop, &w->timer, timeout_ms > 0 ? timeout_ms : 0);
+    w->armed = true;
+    return 1;
+}
+
+void repl_hw_wait_cancel(repl_hw_wait_t *w)
+{
+    if (!w->armed)
+        return;
+    w->armed = false;
+    partition_remove_waiter(&w->pw);
+    evloop_timer_stop(w->loop, &w->timer);
+    evloop_defer_cancel(w->loop, &w->recheck);
+}

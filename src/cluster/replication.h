@@ -86,4 +86,28 @@ void replication_isr_changes(const replication_t *r, uint64_t *shrinks, uint64_t
 /* Frees a partition's replication state (topics.c, when the partition goes). */
 void repl_partition_free(partition_t *p);
 
+/* ---- waiting for the high watermark (acks=all-like waits of the coordinators) ---- */
+
+typedef struct repl_hw_wait repl_hw_wait_t;
+struct repl_hw_wait {
+    /* Set by the caller: called once, later, with 0, NOT_LEADER_OR_FOLLOWER (this broker stopped
+     * leading the partition, or the partition went away) or REQUEST_TIMED_OUT. */
+    void (*done)(repl_hw_wait_t *w, int16_t err);
+    void *arg;
+    /* private */
+    evloop_t *loop;
+    partition_t *p;
+    int64_t target;
+    partition_waiter_t pw;
+    ev_defer_t recheck;
+    ev_timer_t timer;
+    bool armed, gone;
+};
+
+/* Waits until the high watermark of p reaches target. 0 when it already has (done is not
+ * called), 1 when waiting (done will be called unless cancelled). */
+int repl_hw_wait_start(repl_hw_wait_t *w, evloop_t *loop, partition_t *p, int64_t target, int64_t timeout_ms);
+/* Stops waiting; done will not be called. Harmless on a wait that is not armed. */
+void repl_hw_wait_cancel(repl_hw_wait_t *w);
+
 #endif

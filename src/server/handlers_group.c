@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "cluster/cluster.h"
+#include "cluster/replication.h"
 #include "group/group_coordinator.h"
 #include "txn/txn_coordinator.h"
 #include "txn/txn_markers.h"
@@ -351,10 +352,10 @@ void handle_leave_group(request_t *req)
  * it (Kafka's offsets.commit.required.acks=-1), so a coordinator failover cannot lose it. */
 typedef struct commit_wait {
     request_t *req;
-    txn_hw_wait_t hw;
+    repl_hw_wait_t hw;
 } commit_wait_t;
 
-static void commit_replicated(txn_hw_wait_t *hw, int16_t error)
+static void commit_replicated(repl_hw_wait_t *hw, int16_t error)
 {
     commit_wait_t *cw = hw->arg;
     request_t *req = cw->req;
@@ -373,7 +374,7 @@ static void commit_replicated(txn_hw_wait_t *hw, int16_t error)
 static void commit_cancel(request_t *req)
 {
     commit_wait_t *cw = req->op;
-    txn_hw_wait_cancel(&cw->hw);
+    repl_hw_wait_cancel(&cw->hw);
 }
 
 /* Parks the answer until the high watermark covers the commit; false when there is nothing to
@@ -393,7 +394,7 @@ static bool commit_wait(request_t *req, group_coordinator_t *gc, kstr_t group_id
     cw->req = req;
     cw->hw.done = commit_replicated;
     cw->hw.arg = cw;
-    if (txn_hw_wait_start(&cw->hw, b->loop, p, log_end_offset(p->log),
+    if (repl_hw_wait_start(&cw->hw, b->loop, p, log_end_offset(p->log),
                           broker_config_get_long(b->config, "offsets.commit.timeout.ms")) == 0)
         return false;
     req->op = cw;

@@ -20,6 +20,7 @@
  */
 #include <string.h>
 
+#include "cluster/replication.h"
 #include "common/logger.h"
 #include "group/group_coordinator.h"
 #include "group/group_log.h"
@@ -48,11 +49,11 @@ static int16_t coordinator_check(request_t *req, kstr_t transactional_id)
 
 typedef struct durable_op {
     request_t *req;
-    txn_hw_wait_t w;
+    repl_hw_wait_t w;
     void (*fail)(request_t *req, int16_t err); /* puts a failed wait's error into the response */
 } durable_op_t;
 
-static void durable_done(txn_hw_wait_t *w, int16_t err)
+static void durable_done(repl_hw_wait_t *w, int16_t err)
 {
     durable_op_t *op = w->arg;
     request_t *req = op->req;
@@ -65,7 +66,7 @@ static void durable_done(txn_hw_wait_t *w, int16_t err)
 static void durable_cancel(request_t *req)
 {
     durable_op_t *op = req->op;
-    txn_hw_wait_cancel(&op->w);
+    repl_hw_wait_cancel(&op->w);
 }
 
 /* Answers now, or (cluster mode) once the high watermark of p covers its log end, i.e. once
@@ -84,7 +85,7 @@ static void respond_durable(request_t *req, partition_t *p, void (*fail)(request
     op->w.done = durable_done;
     op->w.arg = op;
     int64_t timeout = broker_config_get_long(b->config, "request.timeout.ms");
-    if (txn_hw_wait_start(&op->w, b->loop, p, log_end_offset(p->log), timeout > 0 ? timeout : 30000) == 0) {
+    if (repl_hw_wait_start(&op->w, b->loop, p, log_end_offset(p->log), timeout > 0 ? timeout : 30000) == 0) {
         request_respond(req);
         return;
     }

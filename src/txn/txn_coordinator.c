@@ -109,7 +109,7 @@ typedef struct txn_mk {
     int32_t coordinator_epoch;
     uint8_t *state;              /* per t->parts entry */
     int32_t *leader;             /* per entry: where its marker went this round */
-    txn_hw_wait_t prepared;      /* the PrepareX record reaching the ISR */
+    repl_hw_wait_t prepared;      /* the PrepareX record reaching the ISR */
     txn_marker_write_t *local;   /* markers on partitions this broker leads */
     txn_marker_target_t *local_targets;
     int *local_idx;
@@ -623,7 +623,7 @@ static int32_t coordinator_epoch_of(const txn_coordinator_t *tc, const txn_t *t)
 static void mk_free(txn_mk_t *mk)
 {
     txn_coordinator_t *tc = mk->tc;
-    txn_hw_wait_cancel(&mk->prepared);
+    repl_hw_wait_cancel(&mk->prepared);
     txn_markers_cancel(mk->local);
     while (mk->reqs) {
         txn_mk_req_t *rq = mk->reqs;
@@ -894,14 +894,14 @@ static void mk_retry_cb(evloop_t *loop, ev_timer_t *timer)
     mk_kick(timer->arg);
 }
 
-static void mk_prepared_done(txn_hw_wait_t *w, int16_t err)
+static void mk_prepared_done(repl_hw_wait_t *w, int16_t err)
 {
     txn_mk_t *mk = w->arg;
     if (err == KERR_NONE) {
         mk_kick(mk);
     } else if (err == KERR_REQUEST_TIMED_OUT) {
         partition_t *p = log_partition_of(mk->tc, mk->t->id, mk->t->id_len);
-        if (p == NULL || txn_hw_wait_start(&mk->prepared, mk->tc->loop, p, w->target, mk->tc->request_timeout_ms) == 0)
+        if (p == NULL || repl_hw_wait_start(&mk->prepared, mk->tc->loop, p, w->target, mk->tc->request_timeout_ms) == 0)
             mk_kick(mk);
     } else {
         LOG_INFO("txn", "transaction %s: no longer leading its %s partition; the next coordinator finishes it",
@@ -939,7 +939,7 @@ static void mk_start(txn_coordinator_t *tc, txn_t *t)
     mk->prepared.arg = mk;
     t->mk = mk;
     partition_t *p = log_partition_of(tc, t->id, t->id_len);
-    if (p == NULL || txn_hw_wait_start(&mk->prepared, tc->loop, p, log_end_offset(p->log), tc->request_timeout_ms) == 0)
+    if (p == NULL || repl_hw_wait_start(&mk->prepared, tc->loop, p, log_end_offset(p->log), tc->request_timeout_ms) == 0)
         evloop_timer_start(tc->loop, &mk->retry, 0); /* from the loop, never inside the request */
 }
 

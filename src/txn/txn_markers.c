@@ -13,73 +13,10 @@
 #include "protocol/kerr.h"
 #include "txn/partition_txn.h"
 
-/* ---------------------------------------------------------------- high-watermark wait */
-
-static void hw_finish(txn_hw_wait_t *w, int16_t err)
-{
-    txn_hw_wait_cancel(w);
-    w->done(w, err);
-}
-
-static void hw_recheck_cb(evloop_t *loop, ev_defer_t *d)
-{
-    (void)loop;
-    txn_hw_wait_t *w = d->arg;
-    if (w->gone || !repl_is_leader(w->p))
-        hw_finish(w, KERR_NOT_LEADER_OR_FOLLOWER);
-    else if (partition_high_watermark(w->p) >= w->target)
-        hw_finish(w, KERR_NONE);
-}
-
-static void hw_wake(partition_waiter_t *pw)
-{
-    txn_hw_wait_t *w = pw->arg;
-    if (pw->next == NULL)
-        w->gone = true; /* detached: the partition is going away */
-    evloop_defer(w->loop, &w->recheck);
-}
-
-static void hw_timeout_cb(evloop_t *loop, ev_timer_t *t)
-{
-    (void)loop;
-    hw_finish(t->arg, KERR_REQUEST_TIMED_OUT);
-}
-
-int txn_hw_wait_start(txn_hw_wait_t *w, evloop_t *loop, partition_t *p, int64_t target, int64_t timeout_ms)
-{
-    if (partition_high_watermark(p) >= target)
-        return 0;
-    w->loop = loop;
-    w->p = p;
-    w->target = target;
-    w->gone = false;
-    w->pw.prev = w->pw.next = NULL;
-    w->pw.wake = hw_wake;
-    w->pw.arg = w;
-    memset(&w->recheck, 0, sizeof(w->recheck));
-    w->recheck.cb = hw_recheck_cb;
-    w->recheck.arg = w;
-    evloop_timer_init(&w->timer, hw_timeout_cb, w);
-    partition_add_hw_waiter(p, &w->pw);
-    evloop_timer_start(loop, &w->timer, timeout_ms > 0 ? timeout_ms : 0);
-    w->armed = true;
-    return 1;
-}
-
-void txn_hw_wait_cancel(txn_hw_wait_t *w)
-{
-    if (!w->armed)
-        return;
-    w->armed = false;
-    partition_remove_waiter(&w->pw);
-    evloop_timer_stop(w->loop, &w->timer);
-    evloop_defer_cancel(w->loop, &w->recheck);
-}
-
 /* ---------------------------------------------------------------- markers */
 
 typedef struct marker_wait {
-    txn_hw_wait_t hw;
+    repl_hw_wait_t hw;
     txn_marker_write_t *op;
     txn_marker_target_t *target;
 } marker_wait_t;
@@ -104,7 +41,7 @@ static void op_finish_cb(evloop_t *loop, ev_defer_t *d)
     done(arg);
 }
 
-static void marker_replicated(txn_hw_wait_t *hw, int16_t err)
+static void marker_replicated(repl_hw_wait_t *hw, int16_t err)
 {
     marker_wait_t *mw = hw->arg;
     txn_marker_write_t *op = mw->op;
@@ -173,7 +110,7 @@ txn_marker_write_t *txn_markers_write(const txn_markers_env_t *env, const txn_ma
         }
         mw->hw.done = marker_replicated;
         mw->hw.arg = mw;
-        if (txn_hw_wait_start(&mw->hw, env->loop, p, log_end_offset(p->log), env->timeout_ms))
+        if (repl_hw_wait_start(&mw->hw, env->loop, p, log_end_offset(p->log), env->timeout_ms))
             op->pending++;
     }
     if (--op->pending == 0)
@@ -186,7 +123,7 @@ void txn_markers_cancel(txn_marker_write_t *op)
     if (op == NULL)
         return;
     for (int i = 0; i < op->n; i++)
-        txn_hw_wait_cancel(&op->waits[i].hw);
+        repl_hw_wait_cancel(&op->waits[i].hw);
     evloop_defer_cancel(op->loop, &op->finish);
     free(op);
 }

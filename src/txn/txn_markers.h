@@ -34,30 +34,6 @@ struct group_coordinator;
 
 #define TXN_KERR_TRANSACTION_COORDINATOR_FENCED 52
 
-/* ---- waiting for the high watermark ---- */
-
-typedef struct txn_hw_wait txn_hw_wait_t;
-struct txn_hw_wait {
-    /* Set by the caller: called once, later, with 0, NOT_LEADER_OR_FOLLOWER (this broker stopped
-     * leading the partition, or the partition went away) or REQUEST_TIMED_OUT. */
-    void (*done)(txn_hw_wait_t *w, int16_t err);
-    void *arg;
-    /* private */
-    evloop_t *loop;
-    partition_t *p;
-    int64_t target;
-    partition_waiter_t pw;
-    ev_defer_t recheck;
-    ev_timer_t timer;
-    bool armed, gone;
-};
-
-/* Waits until the high watermark of p reaches target. 0 when it already has (done is not
- * called), 1 when waiting (done will be called unless cancelled). */
-int txn_hw_wait_start(txn_hw_wait_t *w, evloop_t *loop, partition_t *p, int64_t target, int64_t timeout_ms);
-/* Stops waiting; done will not be called. Harmless on a wait that is not armed. */
-void txn_hw_wait_cancel(txn_hw_wait_t *w);
-
 /* ---- writing markers ---- */
 
 typedef struct txn_markers_env {
