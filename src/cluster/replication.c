@@ -353,6 +353,12 @@ static void timeout_cb(evloop_t *loop, ev_timer_t *t)
     fetcher_fail(t->arg, "no answer within replica.socket.timeout.ms");
 }
 
+/* True when p is a follower replica of a partition led by broker leader_id. */
+static bool following(const partition_t *p, int32_t leader_id)
+{
+    return p && p->repl && p->repl->role == ROLE_FOLLOWER && p->repl->leader == leader_id;
+}
+
 /* The partitions this fetcher copies, grouped by topic, as a Fetch request body. */
 typedef struct build_ctx {
     fetcher_t *f;
@@ -362,15 +368,24 @@ typedef struct build_ctx {
     int32_t partition_max;
 } build_ctx_t;
 
+static void fill_partition(build_ctx_t *b, FetchRequest_FetchPartition *fp, partition_t *p)
+{
+    FetchRequest_FetchPartition_init(fp);
+    fp->Partition = p->index;
+    fp->CurrentLeaderEpoch = p->repl->leader_epoch;
+    fp->FetchOffset = log_end_offset(p->log);
+    fp->LastFetchedEpoch = lec_latest_epoch(p->repl->lec);
+    fp->LogStartOffset = log_start_offset(p->log);
+    fp->PartitionMaxBytes = b->partition_max;
+}
+
 static void add_topic_partitions(void *arg, topic_t *tp)
 {
     build_ctx_t *b = arg;
     int32_t n = 0;
-    for (int32_t i = 0; i < tp->npartitions; i++) {
-        partition_t *p = tp->partitions[i];
-        if (p && p->repl && p->repl->role == ROLE_FOLLOWER && p->repl->leader == b->f->leader_id)
+    for (int32_t i = 0; i < tp->npartitions; i++)
+        if (following(tp->partitions[i], b->f->leader_id))
             n++;
-    }
     if (n == 0)
         return;
     if (b->req->Topics.count == b->cap) {
@@ -393,30 +408,9 @@ static void add_topic_partitions(void *arg, topic_t *tp)
     ft->Partitions.items = parts;
     ft->Partitions.count = n;
     int32_t k = 0;
-    for (int32_t i = 0; i < tp->npartitions; i++) {
-        partition_t *p = tp->partitions[i];
-        if (!(p && p->repl && p->repl->role == ROLE_FOLLOWER && p->repl->leader == b->f->leader_id))
-            continue;
-        FetchRequest_FetchPartition *fp = &parts[k++];
-        FetchRequest_FetchPartition_init(fp);
-        fp->Partition = p->index;
-        fp->CurrentLeaderEpoch = p->repl->leader_epoch;
-        fp->FetchOffset = log_end_offset(p->log);
-        fp->LastFetchedEpoch = lec_latest_epoch(p->repl->lec);
-        fp->LogStartOffset = log_start_offset(p->log);
-        fp->PartitionMaxBytes = b->partition_max;
-    }
-}
-
-static void fill_partition(build_ctx_t *b, FetchRequest_FetchPartition *fp, partition_t *p)
-{
-    FetchRequest_FetchPartition_init(fp);
-    fp->Partition = p->index;
-    fp->CurrentLeaderEpoch = p->repl->leader_epoch;
-    fp->FetchOffset = log_end_offset(p->log);
-    fp->LastFetchedEpoch = lec_latest_epoch(p->repl->lec);
-    fp->LogStartOffset = log_start_offset(p->log);
-    fp->PartitionMaxBytes = b->partition_max;
+    for (int32_t i = 0; i < tp->npartitions; i++)
+        if (following(tp->partitions[i], b->f->leader_id))
+            fill_partition(b, &parts[k++], tp->partitions[i]);
 }
 
 static void collect_followed(void *arg, topic_t *tp)
@@ -424,7 +418,7 @@ static void collect_followed(void *arg, topic_t *tp)
     fetcher_t *f = arg;
     for (int32_t i = 0; i < tp->npartitions; i++) {
         partition_t *p = tp->partitions[i];
-        if (!(p && p->repl && p->repl->role == ROLE_FOLLOWER && p->repl->leader == f->leader_id))
+        if (!following(p, f->leader_id))
             continue;
         if (f->nfollow == f->cap_follow) {
             int32_t cap = f->cap_follow ? f->cap_follow * 2 : 16;
@@ -688,11 +682,6 @@ static int follower_append(partition_t *p, const uint8_t *data, size_t len)
     if (lec_changed)
         lec_flush(p->repl->lec);
     return 0;
-}
-
-static bool following(const partition_t *p, int32_t leader_id)
-{
-    return p && p->repl && p->repl->role == ROLE_FOLLOWER && p->repl->leader == leader_id;
 }
 
 /* One partition of a Fetch answer. Returns true when it made progress or needs no backoff. */
